@@ -355,22 +355,35 @@ impl Tensor {
 
     /// `SHA-256("vouch/tensor/v1" || 0x00 || encode())`, computed without copying the payload.
     pub fn commitment(&self) -> Commitment {
-        let mut header = Vec::with_capacity(8 + 8 * self.shape.len());
-        self.encode_header(&mut header);
-        let mut h = TaggedHasher::new(domain::TENSOR);
-        h.update(&header);
         match &self.data {
-            Data::Bytes(b) => {
-                h.update(b);
-            }
+            Data::Bytes(b) => commit_le_payload(self.dtype, &self.shape, b),
             Data::Strings(strings) => {
+                let mut h = tensor_hasher(self.dtype, &self.shape);
                 for s in strings {
                     h.update_prefixed(s.as_bytes());
                 }
+                Commitment(h.finish())
             }
         }
-        Commitment(h.finish())
     }
+}
+
+fn tensor_hasher(dtype: DType, shape: &[u64]) -> TaggedHasher {
+    let mut h = TaggedHasher::new(domain::TENSOR);
+    h.update_u32(dtype.code()).update_u32(shape.len() as u32);
+    for &d in shape {
+        h.update_u64(d);
+    }
+    h
+}
+
+/// The commitment of a fixed-size tensor given as its parts, for engines that hold the data in
+/// their own buffers: equal to [`Tensor::commitment`] of the same tensor. The caller guarantees
+/// `payload` is the little-endian row-major data of `shape`.
+pub fn commit_le_payload(dtype: DType, shape: &[u64], payload: &[u8]) -> Commitment {
+    let mut h = tensor_hasher(dtype, shape);
+    h.update(payload);
+    Commitment(h.finish())
 }
 
 struct Reader<'a>(&'a [u8]);
