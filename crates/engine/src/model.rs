@@ -359,23 +359,54 @@ impl Model {
         Ok(())
     }
 
+    /// Runs the model without recording a trace: the same outputs as [`Model::run`] (the trace
+    /// only reads values), for callers that need no receipt and for measuring the trace's cost.
+    pub fn run_without_trace(&self, inputs: &NamedTensors) -> Result<NamedTensors, EngineError> {
+        self.check_inputs(inputs)?;
+        guarded("running the model", || {
+            let results = self
+                .plan
+                .run(self.tract_inputs(inputs)?)
+                .map_err(|e| tract_err("running", format!("{e:#}")))?;
+            self.collect_outputs(results)
+        })
+    }
+
+    fn tract_inputs(&self, inputs: &NamedTensors) -> Result<TVec<TValue>, EngineError> {
+        let mut slots: Vec<Option<TValue>> = vec![None; self.input_slots.len()];
+        for (name, t) in inputs {
+            slots[self.input_slots[name]] = Some(to_tract(t)?.into_tvalue());
+        }
+        slots
+            .into_iter()
+            .map(|t| t.ok_or_else(|| EngineError::Internal("an input slot stayed empty".into())))
+            .collect()
+    }
+
+    fn collect_outputs(&self, results: TVec<TValue>) -> Result<NamedTensors, EngineError> {
+        if results.len() != self.outputs.len() {
+            return Err(EngineError::Internal(format!(
+                "the engine returned {} outputs, the model declares {}",
+                results.len(),
+                self.outputs.len()
+            )));
+        }
+        let mut outputs = NamedTensors::new();
+        for (spec, value) in self.outputs.iter().zip(results) {
+            let t = from_tract(&value, spec.dtype)
+                .map_err(|e| EngineError::Internal(format!("output {}: {e}", spec.name)))?;
+            outputs.insert(spec.name.clone(), t);
+        }
+        Ok(outputs)
+    }
+
     /// Runs the model on `inputs`, recording the execution trace.
     pub fn run(&self, inputs: &NamedTensors) -> Result<Execution, EngineError> {
         self.check_inputs(inputs)?;
         let input_commitment =
             commit_named(inputs).map_err(|e| EngineError::BadInputs(e.to_string()))?;
         guarded("running the model", || {
-            let mut tract_inputs: Vec<Option<TValue>> = vec![None; self.input_slots.len()];
-            for (name, t) in inputs {
-                tract_inputs[self.input_slots[name]] = Some(to_tract(t)?.into_tvalue());
-            }
-            let tract_inputs: TVec<TValue> = tract_inputs
-                .into_iter()
-                .map(|t| {
-                    t.ok_or_else(|| EngineError::Internal("an input slot stayed empty".into()))
-                })
-                .collect::<Result<_, _>>()?;
-
+            let tract_inputs = self.tract_inputs(inputs)?;
             let mut trace = TraceBuilder::default();
             let mut state = self
                 .plan
@@ -392,19 +423,7 @@ impl Model {
                 })
                 .map_err(|e| tract_err("running", format!("{e:#}")))?;
 
-            if results.len() != self.outputs.len() {
-                return Err(EngineError::Internal(format!(
-                    "the engine returned {} outputs, the model declares {}",
-                    results.len(),
-                    self.outputs.len()
-                )));
-            }
-            let mut outputs = NamedTensors::new();
-            for (spec, value) in self.outputs.iter().zip(results) {
-                let t = from_tract(&value, spec.dtype)
-                    .map_err(|e| EngineError::Internal(format!("output {}: {e}", spec.name)))?;
-                outputs.insert(spec.name.clone(), t);
-            }
+            let outputs = self.collect_outputs(results)?;
             let output_commitment =
                 commit_named(&outputs).map_err(|e| EngineError::Internal(e.to_string()))?;
             Ok(Execution {
