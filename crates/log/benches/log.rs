@@ -43,11 +43,23 @@ impl SplitMix {
 }
 
 fn appends() {
-    println!("## Saturated: one producer submitting as fast as the queue takes (1 KiB entries, fdatasync before ack)\n");
-    println!("Latency here is mostly time spent queued behind earlier entries; see the closed loop below for what a client waits.\n");
-    println!("| max batch | interval | entries | appends/s | p50 latency | p99 latency | mean batch |");
+    println!(
+        "## Saturated: one producer submitting as fast as the queue takes (1 KiB entries, fdatasync before ack)\n"
+    );
+    println!(
+        "Latency here is mostly time spent queued behind earlier entries; see the closed loop below for what a client waits.\n"
+    );
+    println!(
+        "| max batch | interval | entries | appends/s | p50 latency | p99 latency | mean batch |"
+    );
     println!("|---|---|---|---|---|---|---|");
-    for &(batch, entries) in &[(1usize, 3_000usize), (16, 20_000), (64, 50_000), (256, 100_000), (1024, 150_000)] {
+    for &(batch, entries) in &[
+        (1usize, 3_000usize),
+        (16, 20_000),
+        (64, 50_000),
+        (256, 100_000),
+        (1024, 150_000),
+    ] {
         let dir = bench_dir();
         let mut config = LogConfig::new(dir.path());
         config.max_batch = batch;
@@ -95,7 +107,9 @@ fn appends() {
 /// Closed loop: `writers` threads each append and wait, so latency is what one client sees
 /// (no queueing behind a saturating producer).
 fn closed_loop() {
-    println!("## Closed loop: W writers each waiting for their ack (1 KiB entries, max batch 256, interval 1 ms)\n");
+    println!(
+        "## Closed loop: W writers each waiting for their ack (1 KiB entries, max batch 256, interval 1 ms)\n"
+    );
     println!("| writers | appends/s | p50 latency | p99 latency | mean batch |");
     println!("|---|---|---|---|---|");
     for &writers in &[1usize, 16, 64, 256] {
@@ -115,7 +129,9 @@ fn closed_loop() {
                         let mut i = 0u64;
                         while start.elapsed() < run_for {
                             let mut e = vec![0xcdu8; 1024];
-                            e[..16].copy_from_slice(&[(w as u64).to_be_bytes(), i.to_be_bytes()].concat());
+                            e[..16].copy_from_slice(
+                                &[(w as u64).to_be_bytes(), i.to_be_bytes()].concat(),
+                            );
                             let t = Instant::now();
                             let a = log.append(e).expect("append").wait().expect("durable");
                             lat.push(t.elapsed());
@@ -126,11 +142,15 @@ fn closed_loop() {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("writer")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("writer"))
+                .collect()
         });
         let elapsed = start.elapsed();
         let mut lat: Vec<Duration> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
-        let batches: std::collections::BTreeSet<u64> = results.iter().flat_map(|r| r.1.iter().copied()).collect();
+        let batches: std::collections::BTreeSet<u64> =
+            results.iter().flat_map(|r| r.1.iter().copied()).collect();
         lat.sort();
         println!(
             "| {writers} | {:.0} | {:.2} ms | {:.2} ms | {:.1} |",
@@ -160,7 +180,9 @@ fn proofs(sizes: &[u64]) {
         let log = &log;
         s.spawn(move || {
             for i in 0..max {
-                let h = log.append(leaf_hash(&i.to_be_bytes()).to_vec()).expect("append");
+                let h = log
+                    .append(leaf_hash(&i.to_be_bytes()).to_vec())
+                    .expect("append");
                 tx.send(h).expect("consumer alive");
             }
         });
@@ -177,7 +199,9 @@ fn proofs(sizes: &[u64]) {
         max as f64 / build.as_secs_f64(),
         du as f64 / (1 << 20) as f64
     );
-    println!("| tree size | root from tiles | inclusion proof: generate | verify | consistency proof: generate | verify | proof hashes (incl./cons.) |");
+    println!(
+        "| tree size | root from tiles | inclusion proof: generate | verify | consistency proof: generate | verify | proof hashes (incl./cons.) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut rng = SplitMix(42);
     for &size in sizes {
@@ -187,7 +211,12 @@ fn proofs(sizes: &[u64]) {
         let root = reader.root().expect("root");
         let root_time = t.elapsed();
         let iters = 2000;
-        let (mut gen_i, mut ver_i, mut gen_c, mut ver_c) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut gen_i, mut ver_i, mut gen_c, mut ver_c) = (
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         let (mut len_i, mut len_c) = (0usize, 0usize);
         for _ in 0..iters {
             let index = rng.next() % size;
@@ -231,7 +260,11 @@ fn dir_size(p: &std::path::Path) -> u64 {
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
-            total += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+            total += if m.is_dir() {
+                dir_size(&e.path())
+            } else {
+                m.len()
+            };
         }
     }
     total
@@ -239,11 +272,18 @@ fn dir_size(p: &std::path::Path) -> u64 {
 
 fn main() {
     // cargo passes `--bench`; ignore flags.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let what = args.first().map(String::as_str).unwrap_or("all");
     let sizes: Vec<u64> = args
         .get(1)
-        .map(|s| s.split(',').map(|x| x.parse().expect("sizes are integers")).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.parse().expect("sizes are integers"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![1_000_000, 10_000_000]);
     if what == "all" || what == "appends" {
         appends();

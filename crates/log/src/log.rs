@@ -85,6 +85,12 @@ pub enum LogError {
     /// A proof request was invalid (index or sizes).
     #[error(transparent)]
     Proof(#[from] ProofError),
+    /// A checkpoint given to prove against is not one of this log's.
+    #[error("the checkpoint of size {size} is not one of this log's")]
+    ForeignCheckpoint {
+        /// The checkpoint's size.
+        size: u64,
+    },
     /// A size beyond the latest checkpoint was asked for.
     #[error("size {size} is beyond the latest checkpoint's {latest}")]
     BeyondLatest {
@@ -395,11 +401,8 @@ impl Log {
     /// The consistency proof from `old` to `new` (empty when `old` is 0 or equal to `new`).
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
         let r = self.reader_at(new)?;
-        if old == 0 && new > 0 {
-            // The empty tree is consistent with every tree: tlog-witness sends no proof.
-            return Ok(Vec::new());
-        }
         if old == 0 {
+            // The empty tree is consistent with every tree: tlog-witness sends no proof.
             return Ok(Vec::new());
         }
         Ok(vouch_merkle::prove_consistency(&r, old, new)?)
@@ -413,6 +416,12 @@ impl Log {
         checkpoint: &SignedCheckpoint,
     ) -> Result<ProofBundle, LogError> {
         let size = checkpoint.checkpoint.size;
+        // Only this log's checkpoints: same origin, and the root this log has at that size.
+        let ours = checkpoint.checkpoint.origin == crate::note::Verifier::name(&self.verifier)
+            && self.root_at(size)? == checkpoint.checkpoint.root;
+        if !ours {
+            return Err(LogError::ForeignCheckpoint { size });
+        }
         let proof = self.inclusion_proof(index, size)?;
         Ok(ProofBundle {
             extra: None,
@@ -879,39 +888,27 @@ impl Sequencer {
         Ok(())
     }
 
-    /// Deletes partial tiles that a full tile or a wider partial now supersedes. Failures are
-    /// harmless (readers fall back), so they are ignored.
+    /// Deletes the partial versions of tiles that are now full. tlog-tiles requires a log to
+    /// serve the partial tile of every checkpointed size until the full tile exists, so the
+    /// partials of a still-incomplete tile all stay (at most 255 of them). Failures are
+    /// harmless (a reader that finds no partial reads the full tile), so they are ignored.
     fn prune_partials(&mut self, size: u64) {
         for (kind, index) in std::mem::take(&mut self.touched) {
             let level = match kind {
                 TileKind::Hashes(l) => l,
                 TileKind::Entries => 0,
             };
-            let keep = if index == size >> ((u32::from(level) + 1) * TILE_HEIGHT) {
-                partial_width(size, level)
-            } else {
-                0
-            };
-            let pdir = self.dir.join(format!(
-                "{}.p",
-                TileId {
-                    kind,
-                    index,
-                    width: TILE_WIDTH as u16
-                }
-                .path()
-            ));
-            let Ok(rd) = fs::read_dir(&pdir) else {
+            if index >= crate::tile::full_tiles(size, level) {
+                // Still partial: keep it for the next sync point to look at again.
+                self.touched.insert((kind, index));
                 continue;
+            }
+            let full = TileId {
+                kind,
+                index,
+                width: TILE_WIDTH as u16,
             };
-            for e in rd.flatten() {
-                if e.file_name().to_str() != Some(&keep.to_string()) {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-            if keep == 0 {
-                let _ = fs::remove_dir(&pdir);
-            }
+            let _ = fs::remove_dir_all(self.dir.join(format!("{}.p", full.path())));
         }
     }
 }

@@ -323,3 +323,42 @@ fn forked_checkpoints_are_detected() {
     let p = vouch_merkle::prove_consistency(&honest, 15, 18).unwrap();
     check_consistent(&a, &sign(&honest, 18), &p).unwrap();
 }
+
+#[test]
+fn partial_tiles_of_every_checkpoint_stay_until_the_tile_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.batch_interval = Duration::ZERO;
+    let log = Log::open(c, signer()).unwrap();
+    for i in 0..300 {
+        // One entry per batch: one checkpoint per size.
+        log.append(entry(i)).unwrap().wait().unwrap();
+    }
+    // Checkpoints of sizes 257..=300 need level-0 partials of widths 1..=44 of tile 1.
+    for w in 1..=44 {
+        assert!(
+            dir.path().join(format!("tile/0/001.p/{w}")).is_file(),
+            "width {w}"
+        );
+        assert!(
+            dir.path().join(format!("tile/entries/001.p/{w}")).is_file(),
+            "bundle width {w}"
+        );
+    }
+    // Checkpoints of sizes 1..=255 as well, until the sync point after tile 0 filled.
+    log.close().unwrap();
+    assert!(dir.path().join("tile/0/000").is_file());
+    assert!(
+        !dir.path().join("tile/0/000.p").exists(),
+        "partials of a full tile are pruned"
+    );
+    assert!(dir.path().join("tile/0/001.p/44").is_file());
+
+    // Proving against another log's checkpoint is refused.
+    let log = Log::open(config(dir.path()), signer()).unwrap();
+    let foreign = SignedCheckpoint::sign(Checkpoint::new(ORIGIN, 10, [1; 32]), &signer()).unwrap();
+    assert!(matches!(
+        log.prove(3, &foreign),
+        Err(LogError::ForeignCheckpoint { size: 10 })
+    ));
+}

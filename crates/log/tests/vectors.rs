@@ -26,8 +26,9 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn doc_vectors() -> BTreeMap<String, String> {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/log.md"))
-        .expect("docs/log.md");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/log.md"))
+            .expect("docs/log.md");
     let mut out = BTreeMap::new();
     let mut lines = doc.lines();
     while let Some(l) = lines.next() {
@@ -50,17 +51,38 @@ fn computed() -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     let signer = NoteSigner::new(LOG_NAME, &seed(0)).unwrap();
     let cosigner = Cosigner::new(WITNESS_NAME, &seed(32)).unwrap();
-    let entries: Vec<Vec<u8>> = (0..3).map(|i| format!("vouch entry {i}").into_bytes()).collect();
-    v.insert("log-vkey".into(), format!("{}\n", signer.verifier().to_vkey()));
-    v.insert("log-private-key".into(), format!("{}\n", signer.to_private_key()));
-    v.insert("witness-vkey".into(), format!("{}\n", cosigner.verifier().to_vkey()));
-    let hashes: String = entries.iter().map(|e| format!("{}\n", hex(&leaf_hash(e)))).collect();
+    let entries: Vec<Vec<u8>> = (0..3)
+        .map(|i| format!("vouch entry {i}").into_bytes())
+        .collect();
+    v.insert(
+        "log-vkey".into(),
+        format!("{}\n", signer.verifier().to_vkey()),
+    );
+    v.insert(
+        "log-private-key".into(),
+        format!("{}\n", signer.to_private_key()),
+    );
+    v.insert(
+        "witness-vkey".into(),
+        format!("{}\n", cosigner.verifier().to_vkey()),
+    );
+    let hashes: String = entries
+        .iter()
+        .map(|e| format!("{}\n", hex(&leaf_hash(e))))
+        .collect();
     v.insert("leaf-hashes".into(), hashes);
 
     // Through the real log: one batch of three entries.
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(LogConfig::new(dir.path()), NoteSigner::new(LOG_NAME, &seed(0)).unwrap()).unwrap();
-    let handles: Vec<_> = entries.iter().map(|e| log.append(e.clone()).unwrap()).collect();
+    let log = Log::open(
+        LogConfig::new(dir.path()),
+        NoteSigner::new(LOG_NAME, &seed(0)).unwrap(),
+    )
+    .unwrap();
+    let handles: Vec<_> = entries
+        .iter()
+        .map(|e| log.append(e.clone()).unwrap())
+        .collect();
     for h in handles {
         h.wait().unwrap();
     }
@@ -69,20 +91,34 @@ fn computed() -> BTreeMap<String, String> {
     let tree = MemoryTree::from_leaves(&entries);
     assert_eq!(cp.checkpoint.root, tree.root());
     // Whatever the batching, the checkpoint at size 3 is a pure function of key and entries.
-    let direct = SignedCheckpoint::sign(Checkpoint::new(LOG_NAME, 3, tree.root()), &signer).unwrap();
+    let direct =
+        SignedCheckpoint::sign(Checkpoint::new(LOG_NAME, 3, tree.root()), &signer).unwrap();
     assert_eq!(*cp, direct);
     v.insert("checkpoint".into(), cp.to_text());
-    let empty = SignedCheckpoint::sign(Checkpoint::new(LOG_NAME, 0, vouch_merkle::empty_root()), &signer).unwrap();
+    let empty = SignedCheckpoint::sign(
+        Checkpoint::new(LOG_NAME, 0, vouch_merkle::empty_root()),
+        &signer,
+    )
+    .unwrap();
     v.insert("checkpoint-empty".into(), empty.to_text());
     let read = |p: &str| hex(&std::fs::read(dir.path().join(p)).unwrap());
-    v.insert("tile-0-000.p-3".into(), format!("{}\n", read("tile/0/000.p/3")));
-    v.insert("tile-entries-000.p-3".into(), format!("{}\n", read("tile/entries/000.p/3")));
+    v.insert(
+        "tile-0-000.p-3".into(),
+        format!("{}\n", read("tile/0/000.p/3")),
+    );
+    v.insert(
+        "tile-entries-000.p-3".into(),
+        format!("{}\n", read("tile/entries/000.p/3")),
+    );
 
     let mut cosigned = (*cp).clone();
     cosigned.add_signatures([cosigner.cosign(&cp.note.text, TIMESTAMP).unwrap()]);
     v.insert("checkpoint-cosigned".into(), cosigned.to_text());
     let message = vouch_log::cosignature::cosigned_message(&cp.note.text, TIMESTAMP);
-    v.insert("cosigned-message".into(), String::from_utf8(message).unwrap());
+    v.insert(
+        "cosigned-message".into(),
+        String::from_utf8(message).unwrap(),
+    );
 
     let bundle = log.prove(1, &cosigned).unwrap();
     let policy = WitnessPolicy::new(vec![cosigner.verifier()], 1).unwrap();
@@ -105,8 +141,14 @@ fn docs_vectors_match_byte_for_byte() {
     }
     let doc = doc_vectors();
     for (k, body) in &computed {
-        let got = doc.get(k).unwrap_or_else(|| panic!("docs/log.md has no vector {k}"));
+        let got = doc
+            .get(k)
+            .unwrap_or_else(|| panic!("docs/log.md has no vector {k}"));
         assert_eq!(got, body, "vector {k} differs from docs/log.md");
     }
-    assert_eq!(doc.len(), computed.len(), "docs/log.md has vectors this test does not check");
+    assert_eq!(
+        doc.len(),
+        computed.len(),
+        "docs/log.md has vectors this test does not check"
+    );
 }
