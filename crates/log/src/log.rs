@@ -697,13 +697,14 @@ impl Sequencer {
 
     fn integrate_batch(&mut self, batch: Vec<Pending>, shared: &Shared) -> Result<(), LogError> {
         let first = self.range.size();
-        let entries: Vec<Vec<u8>> = batch.iter().map(|p| p.entry.clone()).collect();
+        let (entries, slots): (Vec<Vec<u8>>, Vec<Arc<Slot>>) =
+            batch.into_iter().map(|p| (p.entry, p.slot)).unzip();
         let result = self.sequence(first, &entries);
         match result {
             Ok(cp) => {
                 *shared.latest.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&cp);
-                for (i, p) in batch.into_iter().enumerate() {
-                    p.slot.fill(Ok(Appended {
+                for (i, slot) in slots.into_iter().enumerate() {
+                    slot.fill(Ok(Appended {
                         index: first + i as u64,
                         checkpoint: Arc::clone(&cp),
                     }));
@@ -716,8 +717,8 @@ impl Sequencer {
             Err(e) => {
                 // The batch may or may not be durable; the next open decides. Nothing of it
                 // was acknowledged or published.
-                for p in batch {
-                    p.slot.fill(Err(e.clone()));
+                for slot in slots {
+                    slot.fill(Err(e.clone()));
                 }
                 Err(e)
             }
