@@ -3,7 +3,8 @@
 //! repeated closures does not fit).
 //!
 //! `cargo bench -p vouch-log --bench log` runs everything; arguments narrow it:
-//! - `appends` — durable appends/s and submit→integrated latency at several batch sizes;
+//! - `appends` — durable appends/s and submit→integrated latency at several batch sizes,
+//!   saturated and closed-loop; `latency` — the closed-loop part alone;
 //! - `proofs [SIZES]` — build a log of the largest size (comma-separated, default
 //!   1000000,10000000) through the sequencer, then time proofs from its tiles at each size.
 //!
@@ -108,15 +109,15 @@ fn appends() {
 /// (no queueing behind a saturating producer).
 fn closed_loop() {
     println!(
-        "## Closed loop: W writers each waiting for their ack (1 KiB entries, max batch 256, interval 1 ms)\n"
+        "## Closed loop: W writers each waiting for their ack (1 KiB entries, max batch 256)\n"
     );
-    println!("| writers | appends/s | p50 latency | p99 latency | mean batch |");
-    println!("|---|---|---|---|---|");
-    for &writers in &[1usize, 16, 64, 256] {
+    println!("| writers | interval | appends/s | p50 latency | p99 latency | mean batch |");
+    println!("|---|---|---|---|---|---|");
+    for &(writers, interval_ms) in &[(1usize, 0u64), (1, 1), (16, 1), (64, 1), (256, 1), (256, 5)] {
         let dir = bench_dir();
         let mut config = LogConfig::new(dir.path());
         config.max_batch = 256;
-        config.batch_interval = Duration::from_millis(1);
+        config.batch_interval = Duration::from_millis(interval_ms);
         let log = Log::open(config, signer()).expect("open log");
         let run_for = Duration::from_secs(3);
         let start = Instant::now();
@@ -153,7 +154,7 @@ fn closed_loop() {
             results.iter().flat_map(|r| r.1.iter().copied()).collect();
         lat.sort();
         println!(
-            "| {writers} | {:.0} | {:.2} ms | {:.2} ms | {:.1} |",
+            "| {writers} | {interval_ms} ms | {:.0} | {:.2} ms | {:.2} ms | {:.1} |",
             lat.len() as f64 / elapsed.as_secs_f64(),
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
             percentile(&lat, 0.99).as_secs_f64() * 1e3,
@@ -287,6 +288,8 @@ fn main() {
         .unwrap_or_else(|| vec![1_000_000, 10_000_000]);
     if what == "all" || what == "appends" {
         appends();
+    }
+    if what == "all" || what == "appends" || what == "latency" {
         closed_loop();
     }
     if what == "all" || what == "proofs" {
