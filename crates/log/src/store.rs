@@ -189,6 +189,29 @@ impl TileReader {
         }
     }
 
+    /// Reads bundle `tile` (which must have `width` entries at this size) and hands its
+    /// entries to `f`, so callers copy only what they keep.
+    fn with_bundle<T>(
+        &self,
+        tile: u64,
+        width: u16,
+        f: impl FnOnce(&[&[u8]]) -> T,
+    ) -> Result<T, StoreError> {
+        let (body, got) = self.read_raw(TileKind::Entries, tile, width)?;
+        let entries = decode_bundle(&body, got).map_err(|source| StoreError::Tile {
+            path: self.dir.join(
+                TileId {
+                    kind: TileKind::Entries,
+                    index: tile,
+                    width: got,
+                }
+                .path(),
+            ),
+            source,
+        })?;
+        Ok(f(&entries[..usize::from(width)]))
+    }
+
     /// Entry `index` of the log.
     pub fn entry(&self, index: u64) -> Result<Vec<u8>, StoreError> {
         if index >= self.size {
@@ -199,19 +222,9 @@ impl TileReader {
             });
         }
         let tile = index / TILE_WIDTH;
-        let width = self.width_at(0, tile);
-        let (body, got) = self.read_raw(TileKind::Entries, tile, width)?;
-        let path = self.dir.join(
-            TileId {
-                kind: TileKind::Entries,
-                index: tile,
-                width: got,
-            }
-            .path(),
-        );
-        let entries =
-            decode_bundle(&body, got).map_err(|source| StoreError::Tile { path, source })?;
-        Ok(entries[(index % TILE_WIDTH) as usize].to_vec())
+        self.with_bundle(tile, self.width_at(0, tile), |e| {
+            e[(index % TILE_WIDTH) as usize].to_vec()
+        })
     }
 
     /// The entries of bundle `tile` as it is at this size.
@@ -224,22 +237,7 @@ impl TileReader {
                 size: self.size,
             });
         }
-        let (body, got) = self.read_raw(TileKind::Entries, tile, width)?;
-        let path = self.dir.join(
-            TileId {
-                kind: TileKind::Entries,
-                index: tile,
-                width: got,
-            }
-            .path(),
-        );
-        let entries =
-            decode_bundle(&body, got).map_err(|source| StoreError::Tile { path, source })?;
-        Ok(entries
-            .into_iter()
-            .take(usize::from(width))
-            .map(<[u8]>::to_vec)
-            .collect())
+        self.with_bundle(tile, width, |e| e.iter().map(|x| x.to_vec()).collect())
     }
 
     /// The root of the tree at this size.

@@ -71,6 +71,11 @@ fn check_log(log: &Log, dir: &Path, acks: &[(u64, Vec<u8>)]) -> MemoryTree {
     for (i, e) in acks {
         assert_eq!(&log.entry(*i).unwrap(), e, "entry {i}");
     }
+    let last_bundle = (size - 1) / 256;
+    let bundle = log.reader().bundle(last_bundle).unwrap();
+    assert_eq!(bundle.len() as u64, size - 256 * last_bundle);
+    assert_eq!(bundle[0], log.entry(256 * last_bundle).unwrap());
+    assert!(log.reader().bundle(last_bundle + 1).is_err());
     SignedCheckpoint::open(cp.to_text().as_bytes(), log.verifier()).unwrap();
     // The checkpoint file on disk is the latest.
     assert_eq!(
