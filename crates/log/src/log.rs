@@ -10,6 +10,7 @@
 //! <dir>/tile/...            hash tiles and entry bundles (c2sp.org/tlog-tiles)
 //! <dir>/sync-checkpoint     signed checkpoint up to which tiles are fsync'd
 //! <dir>/journal/<start>.wal journal segments holding every batch after that
+//! <dir>/lock                held (flock) while a sequencer has the directory open
 //! ```
 
 use std::collections::{BTreeSet, HashSet};
@@ -43,6 +44,7 @@ use crate::witness::write_atomically;
 const CHECKPOINT_FILE: &str = "checkpoint";
 const SYNC_FILE: &str = "sync-checkpoint";
 const JOURNAL_DIR: &str = "journal";
+const LOCK_FILE: &str = "lock";
 
 /// Why the log refused or failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -50,6 +52,9 @@ pub enum LogError {
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Another `Log` (in this or another process) has the directory open.
+    #[error("{} is in use by another log process", .0.display())]
+    Locked(PathBuf),
     /// The entry is larger than the configured bound.
     #[error("entry of {size} bytes exceeds the {max}-byte limit")]
     EntryTooLarge {
@@ -485,6 +490,8 @@ struct Sequencer {
     touched: HashSet<(TileKind, u64)>,
     made_dirs: HashSet<PathBuf>,
     since_sync: u64,
+    // Held for the sequencer's lifetime; see `recover`.
+    _lock: fs::File,
 }
 
 impl Sequencer {
@@ -492,6 +499,19 @@ impl Sequencer {
         let dir = config.dir.clone();
         let jdir = dir.join(JOURNAL_DIR);
         fs::create_dir_all(&jdir).map_err(io_err(format!("creating {}", jdir.display())))?;
+        // Two sequencers on one directory would fork the log. The lock is advisory (flock), held
+        // by this process until the sequencer exits, and released by the kernel if it dies.
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io_err("opening the lock file"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(LogError::Locked(dir.clone())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("locking the log directory")(e)),
+        }
         fs::create_dir_all(dir.join("tile")).map_err(io_err("creating tile directory"))?;
         let origin = signer.name().to_owned();
         let verifier = signer.verifier();
@@ -585,6 +605,7 @@ impl Sequencer {
             touched: HashSet::new(),
             made_dirs: HashSet::new(),
             since_sync: 0,
+            _lock: lock,
         };
         seq.replay(&segments, &verifier)?;
         seq.sync_point()?;

@@ -172,6 +172,11 @@ fn bounds_and_errors() {
     ));
     assert!(matches!(log.inclusion_proof(1, 1), Err(LogError::Proof(_))));
     assert!(log.entry(1).is_err());
+    // A second sequencer on the same directory would fork the log.
+    assert!(matches!(
+        Log::open(config(dir.path()), signer()),
+        Err(LogError::Locked(_))
+    ));
     let mut too_big = config(dir.path());
     too_big.max_entry_bytes = 70_000;
     assert!(matches!(
@@ -366,4 +371,26 @@ fn partial_tiles_of_every_checkpoint_stay_until_the_tile_is_full() {
         log.prove(3, &foreign),
         Err(LogError::ForeignCheckpoint { size: 10 })
     ));
+}
+
+#[test]
+fn stale_journal_segments_are_skipped() {
+    // A crash between writing the sync checkpoint and deleting the old segments leaves
+    // segments whose records the tiles already cover; recovery must skip them.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(config(dir.path()), signer()).unwrap();
+    append_many(&log, 0, 600);
+    let jdir = dir.path().join("journal");
+    let first = fs::read_dir(&jdir).unwrap().next().unwrap().unwrap().path();
+    let stale = fs::read(&first).unwrap();
+    assert!(!stale.is_empty());
+    append_many(&log, 600, 200); // crosses the sync point at 700: segment 0 is deleted
+    let before = log.latest_checkpoint();
+    log.close().unwrap();
+    assert!(!first.exists());
+    fs::write(&first, &stale).unwrap();
+    let log = Log::open(config(dir.path()), signer()).unwrap();
+    assert_eq!(*log.latest_checkpoint(), *before);
+    assert_eq!(log.root_at(800).unwrap(), before.checkpoint.root);
+    assert!(!first.exists(), "the next sync point removes it again");
 }
