@@ -9,6 +9,8 @@
 //! checkpoints and the log service live in `vouch-log`. The execution trace of `vouch-engine` uses the same tree so
 //! that a disputed node can be proven in a trace with an ordinary inclusion proof.
 
+#![warn(missing_docs)]
+
 use sha2::{Digest, Sha256};
 
 mod proof;
