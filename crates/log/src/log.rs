@@ -436,6 +436,13 @@ impl Log {
         })
     }
 
+    /// Entry `index` with its offline proof against the latest checkpoint.
+    pub fn entry_with_proof(&self, index: u64) -> Result<(Vec<u8>, ProofBundle), LogError> {
+        let cp = self.latest_checkpoint();
+        let bundle = self.prove(index, &cp)?;
+        Ok((self.entry(index)?, bundle))
+    }
+
     /// Stops accepting entries, integrates what was queued, makes tiles durable, and waits
     /// for the sequencer to exit.
     pub fn close(mut self) -> Result<(), LogError> {

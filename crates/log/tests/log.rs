@@ -268,6 +268,10 @@ fn proof_bundles_with_witnesses() {
         bad.verify(&e, log.verifier(), &policy),
         Err(BundleError::Inclusion(_))
     ));
+    let (got, with_proof) = log.entry_with_proof(123).unwrap();
+    assert_eq!(got, e);
+    let none = WitnessPolicy::new(vec![], 0).unwrap();
+    with_proof.verify(&got, log.verifier(), &none).unwrap();
     // Only the log's signature: the policy is not met.
     let bare = log.prove(123, &log.latest_checkpoint()).unwrap();
     assert!(matches!(
