@@ -111,7 +111,10 @@ fn go_sumdb_verifies_our_checkpoints_tiles_and_proofs() {
     cosigned.add_signatures([witness
         .add_checkpoint(0, &[], latest.to_text().as_bytes(), 1_790_000_000)
         .unwrap()]);
+    let bundle = log.prove(4321, &cosigned).unwrap();
     let vectors = serde_json::json!({
+        "proof_bundle": bundle.to_text(),
+        "proof_bundle_entry": STANDARD.encode(log.entry(4321).unwrap()),
         "log_vkey": log.verifier().to_vkey(),
         "cosigner_vkey": cosigner_vkey,
         "cosigned_checkpoint": cosigned.to_text(),

@@ -31,6 +31,8 @@ type vectors struct {
 	LogVkey      string            `json:"log_vkey"`
 	CosignerVkey string            `json:"cosigner_vkey"`
 	Cosigned     string            `json:"cosigned_checkpoint"`
+	Bundle       string            `json:"proof_bundle"`
+	BundleEntry  string            `json:"proof_bundle_entry"`
 	Roots        map[string]string `json:"roots"`
 	Inclusion    []struct {
 		Index int64    `json:"index"`
@@ -151,6 +153,40 @@ func checkCosignature(signed []byte, vkey string) {
 	if !found {
 		fail("no cosignature by %s", parts[0])
 	}
+}
+
+// checkBundle verifies a tlog-proof bundle: header, optional extra, index,
+// proof lines, a blank line, then the signed checkpoint.
+func checkBundle(text string, entry []byte, log note.Verifier, cosigner string) {
+	split := strings.Index(text, "\n\n")
+	if split < 0 {
+		fail("bundle: no blank line")
+	}
+	head, signed := strings.Split(text[:split], "\n"), text[split+2:]
+	if head[0] != "c2sp.org/tlog-proof@v1" {
+		fail("bundle: bad header %q", head[0])
+	}
+	head = head[1:]
+	if len(head) > 0 && strings.HasPrefix(head[0], "extra ") {
+		head = head[1:]
+	}
+	if len(head) == 0 || !strings.HasPrefix(head[0], "index ") {
+		fail("bundle: no index line")
+	}
+	index, err := strconv.ParseInt(strings.TrimPrefix(head[0], "index "), 10, 64)
+	if err != nil {
+		fail("bundle: bad index: %v", err)
+	}
+	proof := tlog.RecordProof(hashes(head[1:]))
+	n, err := note.Open([]byte(signed), note.VerifierList(log))
+	if err != nil {
+		fail("bundle checkpoint: %v", err)
+	}
+	_, size, root := parseCheckpoint(n.Text)
+	if err := tlog.CheckRecord(proof, size, root, index, tlog.RecordHash(entry)); err != nil {
+		fail("bundle inclusion: %v", err)
+	}
+	checkCosignature([]byte(signed), cosigner)
 }
 
 func main() {
@@ -277,5 +313,13 @@ func main() {
 		}
 		checkCosignature([]byte(v.Cosigned), v.CosignerVkey)
 	}
-	fmt.Printf("interop ok: %s size %d, %d inclusion and %d consistency proofs\n", origin, size, len(v.Inclusion), len(v.Consistency))
+	// 6. An offline proof bundle (c2sp.org/tlog-proof v1), parsed here from its text.
+	if v.Bundle != "" {
+		entry, err := base64.StdEncoding.DecodeString(v.BundleEntry)
+		if err != nil {
+			fail("bundle entry: %v", err)
+		}
+		checkBundle(v.Bundle, entry, verifier, v.CosignerVkey)
+	}
+	fmt.Printf("interop ok: %s size %d, %d inclusion and %d consistency proofs, proof bundle\n", origin, size, len(v.Inclusion), len(v.Consistency))
 }
