@@ -398,3 +398,47 @@ fn stale_journal_segments_are_skipped() {
     assert_eq!(log.root_at(800).unwrap(), before.checkpoint.root);
     assert!(!first.exists(), "the next sync point removes it again");
 }
+
+#[test]
+fn a_witness_follows_the_log_batch_after_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(config(dir.path()), signer()).unwrap();
+    let wdir = tempfile::tempdir().unwrap();
+    let w = Cosigner::new("witness.example", &[9; 32]).unwrap();
+    let vk = w.verifier();
+    let witness = Witness::open(
+        wdir.path(),
+        w,
+        [(ORIGIN.to_owned(), log.verifier().clone())],
+    )
+    .unwrap();
+    let policy = WitnessPolicy::new(vec![vk], 1).unwrap();
+    let mut witnessed = 0u64;
+    for round in 0..25u64 {
+        append_many(&log, round * 37, 37);
+        let cp = log.latest_checkpoint();
+        let proof = log
+            .consistency_proof(witnessed, cp.checkpoint.size)
+            .unwrap();
+        let sig = witness
+            .add_checkpoint(
+                witnessed,
+                &proof,
+                cp.to_text().as_bytes(),
+                1_800_000_000 + round,
+            )
+            .unwrap();
+        let mut cosigned = (*cp).clone();
+        cosigned.add_signatures([sig]);
+        let i = round * 37 + 5;
+        log.prove(i, &cosigned)
+            .unwrap()
+            .verify(&log.entry(i).unwrap(), log.verifier(), &policy)
+            .unwrap();
+        witnessed = cp.checkpoint.size;
+    }
+    assert_eq!(
+        witness.latest(ORIGIN).unwrap().unwrap().checkpoint.size,
+        25 * 37
+    );
+}
