@@ -50,7 +50,7 @@ fn run_and_kill(dir: &std::path::Path, run: u64, acks: usize, writers: u64) -> V
             .iter()
             .filter(|l| l.starts_with("ack "))
             .count();
-        if n >= acks || start.elapsed() > Duration::from_secs(60) {
+        if n >= acks || start.elapsed() > Duration::from_secs(180) {
             break;
         }
         if let Some(status) = child.try_wait().unwrap() {
