@@ -263,6 +263,10 @@ struct Shared {
 }
 
 /// A durable, append-only transparency log over a directory.
+///
+/// Dropping it (or [`Log::close`]) drains the queue, runs a final sync point and joins the
+/// sequencer thread, which can take as long as one sync point: from async code, close it in
+/// `spawn_blocking`.
 pub struct Log {
     shared: Arc<Shared>,
     tx: Option<SyncSender<Pending>>,
@@ -343,7 +347,9 @@ impl Log {
     }
 
     /// Submits an entry, blocking while the queue is full. The handle resolves once the entry
-    /// is fsync'd and in a signed, persisted checkpoint.
+    /// is fsync'd and in a signed, persisted checkpoint. From async code, prefer
+    /// [`Log::try_append`] (answer `QueueFull` with back-pressure, e.g. HTTP 503) so that no
+    /// runtime thread blocks, then `.await` the handle.
     pub fn append(&self, entry: Vec<u8>) -> Result<AppendHandle, LogError> {
         let (p, h) = self.pending(entry)?;
         let tx = self.tx.as_ref().ok_or_else(|| self.stopped())?;
