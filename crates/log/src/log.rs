@@ -499,7 +499,7 @@ struct Sequencer {
     latest: SignedCheckpoint,
     // Files written since the last sync point, fsync'd at the next one.
     dirty: BTreeSet<PathBuf>,
-    // Tiles whose partial versions were written since the last sync point, pruned there.
+    // Tiles with partial versions on disk; a sync point deletes those once the tile is full.
     touched: HashSet<(TileKind, u64)>,
     made_dirs: HashSet<PathBuf>,
     since_sync: u64,

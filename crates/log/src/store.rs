@@ -88,7 +88,8 @@ impl TileReader {
     }
 
     /// Reads the tile `kind`/`index` with at least `need` items, falling back from a partial
-    /// tile that a sync point pruned to the full tile or to a wider partial one.
+    /// tile that a sync point deleted (because the tile is now full) to the full tile, or, if
+    /// the exact width is missing for another reason, to any wider partial one.
     fn read_raw(
         &self,
         kind: TileKind,
@@ -116,7 +117,7 @@ impl TileReader {
                 Err(e) => return Err(io_error(&self.dir.join(id.path()), e)),
             }
         }
-        // A sequencer may have replaced our partial tile by a wider one.
+        // Any wider partial holds the same first `need` hashes.
         let partial_dir = self.dir.join(exact.path()).parent().map(Path::to_owned);
         if need < full_width
             && let Some(d) = partial_dir
