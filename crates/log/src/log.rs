@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -946,9 +946,4 @@ impl Sequencer {
             let _ = fs::remove_dir_all(self.dir.join(format!("{}.p", full.path())));
         }
     }
-}
-
-/// Checks whether `path` holds a log directory (for tools).
-pub fn is_log_dir(path: &Path) -> bool {
-    path.join(SYNC_FILE).is_file()
 }
