@@ -122,6 +122,9 @@ fn parse_profile(name: &str) -> Result<Profile> {
 
 /// The hidden `case` subcommand: one case, in this (child) process.
 fn run_one(args: CaseArgs) -> Result<ExitCode> {
+    // The default hook holds the lock an allocation failure's handler needs: a panic caused by
+    // an allocation failure would deadlock there. The message reaches the outcome anyway.
+    std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
     limit_memory(args.memory_limit_mb).context("setting the memory limit")?;
     let case: Case = serde_json::from_str(&args.case).context("parsing --case")?;
     let config = EngineConfig {

@@ -142,6 +142,9 @@ impl Failure {
 
     /// The failure for an error from [`vouch_engine::Model::load`].
     pub fn from_load_error(e: &EngineError) -> Failure {
+        if is_allocation_failure(e) {
+            return Failure::OutOfMemory;
+        }
         let stage = match e {
             EngineError::UnsupportedOps(ops) => {
                 return Failure::UnsupportedOp {
@@ -170,6 +173,9 @@ impl Failure {
 
     /// The failure for an error from [`vouch_engine::Model::run`].
     pub fn from_run_error(e: &EngineError) -> Failure {
+        if is_allocation_failure(e) {
+            return Failure::OutOfMemory;
+        }
         let stage = match e {
             EngineError::MissingInput { .. } => "missing-input",
             EngineError::UnknownInput { .. } => "unknown-input",
@@ -213,6 +219,12 @@ fn tract_stage(msg: &str) -> &'static str {
         .iter()
         .find(|(prefix, _)| msg.starts_with(prefix))
         .map_or("tract", |(_, stage)| stage)
+}
+
+/// Whether an engine message is tract's panic on a failed allocation (it panics rather than
+/// aborting for large tensors).
+fn is_allocation_failure(e: &EngineError) -> bool {
+    matches!(e, EngineError::Internal(msg) if msg.contains("failed to allocate"))
 }
 
 fn internal_stage(msg: &str) -> &'static str {
@@ -361,6 +373,10 @@ mod tests {
         );
         let panic = EngineError::Internal("loading the model: the engine panicked: boom".into());
         assert_eq!(Failure::from_load_error(&panic).code(), "load-error:panic");
+        let oom = EngineError::Internal(
+            "running the model: the engine panicked: failed to allocate Layout { size: 1 }".into(),
+        );
+        assert_eq!(Failure::from_run_error(&oom), Failure::OutOfMemory);
         let run = EngineError::Tract("running: shape mismatch".into());
         assert_eq!(Failure::from_run_error(&run).code(), "run-error:run");
         let out = EngineError::Internal("output y: the engine produced I32".into());

@@ -127,6 +127,11 @@ fn spawn(case: &Case, config: &RunnerConfig) -> std::io::Result<Child> {
         .arg(config.memory_limit_mb.to_string())
         .arg("--case")
         .arg(spec)
+        // A backtrace needs memory and a lock that an allocation failure also takes: with one,
+        // a case that runs out of memory while panicking deadlocks instead of dying. tract's
+        // errors (anyhow) would also capture one each, which is slow.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
