@@ -8,9 +8,10 @@ Models are trained or built here from seeded data so anyone can reproduce them:
                      relu -> maxpool -> gemm 256x10 -> softmax) with seeded random weights, built
                      with onnx.helper (no deep-learning framework needed)
   mlp_784.onnx       a dense 784-128-64-10 MLP with seeded random weights (MatMul/Add/Relu/Softmax)
-Inputs: *.input.json (Vouch's JSON form) and *.npy next to each model.
+Inputs: *.input.json (Vouch's JSON form) and *.npy next to each model; *.ort_output.json holds
+onnxruntime's outputs for those inputs, the reference the engine tests compare against.
 
-Requirements: pip install numpy onnx==1.19.1 scikit-learn skl2onnx
+Requirements: pip install numpy onnx==1.19.1 onnxruntime scikit-learn skl2onnx
 """
 import json
 import os
@@ -32,12 +33,23 @@ def save(model, name):
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
+def tensor_json(array):
+    return {"dtype": str(array.dtype), "shape": list(array.shape), "data": array.ravel().tolist()}
+
+
 def save_input(stem, name, array):
     with open(os.path.join(OUT, f"{stem}.input.json"), "w") as f:
-        json.dump({name: {"dtype": str(array.dtype), "shape": list(array.shape),
-                          "data": array.ravel().tolist()}}, f)
+        json.dump({name: tensor_json(array)}, f)
         f.write("\n")
     np.save(os.path.join(OUT, f"{stem}.input.npy"), array)
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(os.path.join(OUT, f"{stem}.onnx"), opts, providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {name: array})
+    with open(os.path.join(OUT, f"{stem}.ort_output.json"), "w") as f:
+        json.dump({o.name: tensor_json(np.asarray(v)) for o, v in zip(sess.get_outputs(), outs)}, f)
+        f.write("\n")
 
 
 def iris_mlp():

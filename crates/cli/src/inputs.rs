@@ -116,6 +116,23 @@ pub fn read_inputs(
     inline: Option<&str>,
     schema: &InputSchema,
 ) -> Result<NamedTensors, CliError> {
+    let known = |name: &str| -> Result<(), CliError> {
+        if schema.inputs.is_empty() || schema.inputs.iter().any(|(n, _)| *n == name) {
+            return Ok(());
+        }
+        let names: Vec<&str> = schema.inputs.iter().map(|(n, _)| *n).collect();
+        Err(fail(
+            Exit::InvalidInput,
+            format!(
+                "unknown input {name:?}; the model's inputs are {}",
+                names.join(", ")
+            ),
+        ))
+    };
+    let check_names = |v: &serde_json::Value| -> Result<(), CliError> {
+        v.as_object()
+            .map_or(Ok(()), |o| o.keys().try_for_each(|k| known(k)))
+    };
     let mut inputs = NamedTensors::new();
     let mut add = |name: String, t: Tensor| -> Result<(), CliError> {
         if inputs.insert(name.clone(), t).is_some() {
@@ -152,6 +169,7 @@ pub fn read_inputs(
             None if is_json => {
                 let bytes = read_bounded(path, MAX_JSON_BYTES)?;
                 let v = parse_json(&bytes, &path.display().to_string())?;
+                check_names(&v)?;
                 let set = json::named_from_json(&v, |n| schema.hint(n), &schema.limits)
                     .exit_ctx(Exit::InvalidInput, || {
                         format!("reading inputs from {}", path.display())
@@ -169,6 +187,7 @@ pub fn read_inputs(
                 add(name, t)?;
             }
             Some(name) => {
+                known(&name)?;
                 let (_, t) = read_tensor_file(path, schema.hint(&name), &schema.limits)?;
                 add(name, t)?;
             }
@@ -182,6 +201,7 @@ pub fn read_inputs(
             ));
         }
         let v = parse_json(text.as_bytes(), "--input-json")?;
+        check_names(&v)?;
         let set = json::named_from_json(&v, |n| schema.hint(n), &schema.limits)
             .exit_ctx(Exit::InvalidInput, || "reading --input-json".into())?;
         for (n, t) in set {

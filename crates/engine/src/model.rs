@@ -338,18 +338,16 @@ impl Model {
                 for (dim, &got) in dims.iter().zip(t.shape()) {
                     match dim {
                         Dim::Fixed(n) if *n != got => return Err(bad()),
-                        Dim::Symbol(s) => {
-                            if *symbols.entry(s.as_str()).or_insert(got) != got {
-                                return Err(EngineError::InputShape {
-                                    name: spec.name.clone(),
-                                    expected: format!(
-                                        "{} (with {s} = {})",
-                                        spec.signature(),
-                                        symbols[s.as_str()]
-                                    ),
-                                    got: t.shape().to_vec(),
-                                });
-                            }
+                        Dim::Symbol(s) if *symbols.entry(s.as_str()).or_insert(got) != got => {
+                            return Err(EngineError::InputShape {
+                                name: spec.name.clone(),
+                                expected: format!(
+                                    "{} (with {s} = {})",
+                                    spec.signature(),
+                                    symbols[s.as_str()]
+                                ),
+                                got: t.shape().to_vec(),
+                            });
                         }
                         _ => {}
                     }

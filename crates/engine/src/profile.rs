@@ -26,7 +26,9 @@ pub const ENGINE: &str = concat!(
 pub enum Profile {
     /// tract's portable kernels only, on x86_64: every SIMD feature is hidden from tract's
     /// kernel selection, so the same code runs whatever the CPU offers. Bit-identical across
-    /// x86_64 CPUs, thread counts, batch shapes and runs. Slower than [`Profile::Native`].
+    /// x86_64 CPUs, thread counts and runs, for inputs of the same shapes (a row can round
+    /// differently alone than inside a batch: tract groups reductions by memory alignment).
+    /// Slower than [`Profile::Native`].
     ExactPortable,
     /// tract's fastest kernels for this CPU. Repeatable on one machine, but outputs may differ
     /// in the last bits on a CPU with other features: not for receipts others must reproduce.

@@ -1,12 +1,27 @@
-//! RFC 9162 (Certificate Transparency v2, §2.1) Merkle tree hashing over SHA-256.
+//! RFC 9162 (Certificate Transparency v2, §2.1) Merkle tree hashing and proofs over SHA-256.
 //!
 //! Leaves are hashed as `SHA-256(0x00 || data)` and interior nodes as
 //! `SHA-256(0x01 || left || right)`; the tree over `n` leaves splits at the largest power of two
-//! below `n`. This crate owns only the hashing and the tree head; storage, checkpoints and the
-//! log service live in `vouch-log`. The execution trace of `vouch-engine` uses the same tree so
+//! below `n`. This crate owns the hashing, the tree head, and inclusion and consistency proofs
+//! ([`verify_inclusion`], [`verify_consistency`], and [`prove_inclusion`] /
+//! [`prove_consistency`] over any [`SubtreeSource`], such as [`MemoryTree`] or a log's tiles).
+//! [`CompactRange`] is the O(log n) right edge a sequencer keeps in memory. Storage,
+//! checkpoints and the log service live in `vouch-log`. The execution trace of `vouch-engine` uses the same tree so
 //! that a disputed node can be proven in a trace with an ordinary inclusion proof.
 
+#![warn(missing_docs)]
+
 use sha2::{Digest, Sha256};
+
+mod proof;
+mod subtree;
+
+pub use proof::{
+    MAX_PROOF_HASHES, ProofError, ProveError, consistency_proof_len, inclusion_proof_len,
+    prove_consistency, prove_inclusion, root_from_inclusion_proof, verify_consistency,
+    verify_inclusion,
+};
+pub use subtree::{CompactRange, MemoryTree, MissingSubtree, PeakCountMismatch, SubtreeSource};
 
 /// A 32-byte SHA-256 output.
 pub type Hash = [u8; 32];

@@ -29,21 +29,30 @@ impl fmt::Debug for Commitment {
     }
 }
 
-/// A string that is not `0x` + 64 hex digits.
+/// A string that is not `0x` + 64 lower-case hex digits.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("expected 0x followed by 64 hex digits, got {0:?}")]
+#[error("expected 0x followed by 64 lower-case hex digits, got {0:?}")]
 pub struct BadHex32(pub String);
 
-/// Parses `0x` + 64 hex digits (the `0x` is optional) into 32 bytes.
-pub fn parse_hex32(s: &str) -> Result<Digest32, BadHex32> {
-    let bad = || BadHex32(s.chars().take(80).collect());
-    let body = s.strip_prefix("0x").unwrap_or(s);
-    if body.len() != 64 {
-        return Err(bad());
+/// Parses the canonical hex form, `0x` + lower-case hex digits, of exactly `N` bytes. Only one
+/// spelling is accepted, so a signed document has one text form and any edit to it shows.
+pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let body = s.strip_prefix("0x")?;
+    if body.len() != 2 * N
+        || !body
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
+        return None;
     }
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(body, &mut out).map_err(|_| bad())?;
-    Ok(out)
+    let mut out = [0u8; N];
+    hex::decode_to_slice(body, &mut out).ok()?;
+    Some(out)
+}
+
+/// Parses `0x` + 64 lower-case hex digits into 32 bytes.
+pub fn parse_hex32(s: &str) -> Result<Digest32, BadHex32> {
+    parse_hex::<32>(s).ok_or_else(|| BadHex32(s.chars().take(80).collect()))
 }
 
 impl FromStr for Commitment {

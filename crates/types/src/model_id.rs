@@ -33,6 +33,9 @@ pub enum ModelIdError {
         "CID codec 0x{0:x} is not raw (0x55): the id must address the model's bytes themselves"
     )]
     WrongCodec(u64),
+    /// A valid CID spelled in another base or case than the canonical base32 lower case.
+    #[error("{0} is not in canonical form (CIDv1, base32 lower case: {1})")]
+    NotCanonical(String, String),
     /// A CID whose hash is not SHA-256.
     #[error("CID hash function 0x{0:x} is not sha2-256 (0x12)")]
     WrongHash(u64),
@@ -84,7 +87,7 @@ impl FromStr for ModelId {
     type Err = ModelIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let cid = Cid::from_str(s.trim()).map_err(|e| ModelIdError::NotACid(e.to_string()))?;
+        let cid = Cid::from_str(s).map_err(|e| ModelIdError::NotACid(e.to_string()))?;
         if cid.version() == cid::Version::V0 {
             return Err(ModelIdError::CidV0);
         }
@@ -98,7 +101,15 @@ impl FromStr for ModelId {
         let digest: Digest32 = mh.digest().try_into().map_err(|_| {
             ModelIdError::NotACid(format!("sha2-256 digest of {} bytes", mh.size()))
         })?;
-        Ok(ModelId(digest))
+        let id = ModelId(digest);
+        // One spelling per id: other multibases or cases would let two strings name one model.
+        if id.to_string() != s {
+            return Err(ModelIdError::NotCanonical(
+                s.chars().take(80).collect(),
+                id.to_string(),
+            ));
+        }
+        Ok(id)
     }
 }
 

@@ -90,13 +90,32 @@ pub struct Receipt {
     pub engine: String,
     /// Determinism profile that actually ran.
     pub profile: String,
-    /// The operator's Ethereum address.
+    /// The operator's Ethereum address, written in its EIP-55 checksummed form (the only form
+    /// read back).
+    #[serde(with = "checksummed")]
     pub operator: Address,
     /// Unix time in seconds when the operator signed.
     pub timestamp: u64,
     /// The request nonce.
     #[serde(with = "nonce_hex")]
     pub nonce: Nonce,
+}
+
+mod checksummed {
+    use alloy_primitives::Address;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&a.to_checksum(None))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
+        let s = String::deserialize(d)?;
+        Address::parse_checksummed(&s, None).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "operator must be an EIP-55 checksummed address: {e}"
+            ))
+        })
+    }
 }
 
 mod nonce_hex {
@@ -253,11 +272,11 @@ impl Serialize for Signature65 {
 impl<'de> Deserialize<'de> for Signature65 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let body = s.strip_prefix("0x").unwrap_or(&s);
-        let mut out = [0u8; 65];
-        hex::decode_to_slice(body, &mut out)
-            .map_err(|_| serde::de::Error::custom("signature must be 0x + 130 hex digits"))?;
-        Ok(Signature65(out))
+        crate::commitment::parse_hex::<65>(&s)
+            .map(Signature65)
+            .ok_or_else(|| {
+                serde::de::Error::custom("signature must be 0x + 130 lower-case hex digits")
+            })
     }
 }
 
@@ -408,18 +427,18 @@ mod tests {
     #[test]
     fn any_changed_field_breaks_the_signature() {
         let signed = sample().sign(&test_key()).unwrap();
-        let mut edits: Vec<Box<dyn Fn(&mut Receipt)>> = vec![
-            Box::new(|r| r.model = ModelId::of_bytes(b"other")),
-            Box::new(|r| r.input_commitment.0[0] ^= 1),
-            Box::new(|r| r.output_commitment.0[31] ^= 1),
-            Box::new(|r| r.trace_root.0[5] ^= 1),
-            Box::new(|r| r.trace_size += 1),
-            Box::new(|r| r.engine.push('x')),
-            Box::new(|r| r.profile.push('x')),
-            Box::new(|r| r.timestamp += 1),
-            Box::new(|r| r.nonce.0[0] ^= 1),
+        let edits: [fn(&mut Receipt); 9] = [
+            |r| r.model = ModelId::of_bytes(b"other"),
+            |r| r.input_commitment.0[0] ^= 1,
+            |r| r.output_commitment.0[31] ^= 1,
+            |r| r.trace_root.0[5] ^= 1,
+            |r| r.trace_size += 1,
+            |r| r.engine.push('x'),
+            |r| r.profile.push('x'),
+            |r| r.timestamp += 1,
+            |r| r.nonce.0[0] ^= 1,
         ];
-        for (i, edit) in edits.iter_mut().enumerate() {
+        for (i, edit) in edits.iter().enumerate() {
             let mut forged = signed.clone();
             edit(&mut forged.receipt);
             assert!(
@@ -487,6 +506,22 @@ mod tests {
         );
         assert!(SignedReceipt::from_json_bytes(&vec![b' '; MAX_RECEIPT_JSON_BYTES + 1]).is_err());
         assert!(SignedReceipt::from_json_bytes(b"{").is_err());
+    }
+
+    #[test]
+    fn every_flipped_bit_of_the_json_is_rejected() {
+        let signed = sample().sign(&test_key()).unwrap();
+        let text = serde_json::to_vec_pretty(&signed.to_json()).unwrap();
+        for bit in 0..text.len() * 8 {
+            let mut bad = text.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            let verdict = SignedReceipt::from_json_bytes(&bad).and_then(|r| r.verify_signature());
+            assert!(
+                verdict.is_err(),
+                "flipping bit {bit} ({:?}) gave a valid receipt",
+                bad[bit / 8] as char
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use vouch_types::{NamedTensors, Nonce, SignedReceipt, tensor::json::named_to_jso
 use super::{engine_config, load_model, schema, unix_now};
 use crate::{
     EngineArgs, InputArgs, KeyArgs,
-    exit::{CliError, Exit, WithExit, engine, fail},
+    exit::{CliError, Exit, WithExit, engine},
     inputs::read_inputs,
     keys::{PasswordSource, default_key_path, load_keystore},
     print::{json_out, tensor_summary},
@@ -103,12 +103,6 @@ pub fn run(a: InferArgs) -> Result<(), CliError> {
         a.inputs.input_json.as_deref(),
         &schema(&model),
     )?;
-    if inputs.is_empty() && !model.info().inputs.is_empty() {
-        return Err(fail(
-            Exit::InvalidInput,
-            "no inputs given: use --input or --input-json",
-        ));
-    }
     let (execution, signed) = execute_and_sign(&model, &inputs, &key, nonce)?;
 
     let receipt_json = signed.to_json();
