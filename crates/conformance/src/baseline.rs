@@ -94,6 +94,7 @@ mod tests {
             cases,
             passed,
             rate: passed as f64 / cases as f64,
+            passed_with_constant_inputs: passed,
         }
     }
 

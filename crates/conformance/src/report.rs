@@ -18,6 +18,9 @@ pub struct CategoryStats {
     pub passed: usize,
     /// `passed / cases` (0 when there are no cases).
     pub rate: f64,
+    /// Cases that pass, or would pass with their inputs baked in as constants: how far the
+    /// engine could get by specialising a model on input values it needs constant.
+    pub passed_with_constant_inputs: usize,
 }
 
 /// Failed cases sharing a reason group.
@@ -66,10 +69,15 @@ const EXAMPLES: usize = 5;
 fn stats(category: &str, results: &[&CaseResult]) -> CategoryStats {
     let cases = results.len();
     let passed = results.iter().filter(|r| r.passed).count();
+    let with_constants = results
+        .iter()
+        .filter(|r| r.passes_with_constant_inputs == Some(true))
+        .count();
     CategoryStats {
         category: category.into(),
         cases,
         passed,
+        passed_with_constant_inputs: passed + with_constants,
         rate: if cases == 0 {
             0.0
         } else {
@@ -130,17 +138,18 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<20} {:>6} {:>7} {:>7}",
+            "{:<20} {:>6} {:>7} {:>7}   with constant inputs",
             "category", "cases", "passed", "rate"
         );
         for c in &self.categories {
             let _ = writeln!(
                 s,
-                "{:<20} {:>6} {:>7} {:>7}",
+                "{:<20} {:>6} {:>7} {:>7}   {}",
                 c.category,
                 c.cases,
                 c.passed,
-                percent(c.rate)
+                percent(c.rate),
+                c.passed_with_constant_inputs
             );
         }
         if !self.unsupported_ops.is_empty() {
@@ -193,16 +202,18 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| category | cases | passed | rate |\n|---|---:|---:|---:|"
+            "| category | cases | passed | rate | passed with constant inputs |\n\
+             |---|---:|---:|---:|---:|"
         );
         for c in &self.categories {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 c.category,
                 c.cases,
                 c.passed,
-                percent(c.rate)
+                percent(c.rate),
+                c.passed_with_constant_inputs
             );
         }
         let table = |s: &mut String, title: &str, rows: &[&ReasonCount]| {
@@ -269,6 +280,7 @@ mod tests {
             reason: failure.as_ref().map(Failure::code),
             failure,
             detail: String::new(),
+            passes_with_constant_inputs: None,
             seconds: 0.0,
         }
     }
@@ -290,7 +302,16 @@ mod tests {
                     ops: vec!["Loop".into(), "Unique".into()],
                 }),
             ),
-            result("light", "d", Some(Failure::Timeout)),
+            CaseResult {
+                passes_with_constant_inputs: Some(true),
+                ..result(
+                    "light",
+                    "d",
+                    Some(Failure::LoadError {
+                        stage: "typing".into(),
+                    }),
+                )
+            },
             result("light", "e", None),
             result("light", "f", None),
         ];
@@ -303,6 +324,8 @@ mod tests {
             vec![("node", 3, 1), ("light", 3, 2), ("all", 6, 3)]
         );
         assert!((stats[1].rate - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(stats[1].passed_with_constant_inputs, 3);
+        assert_eq!(stats[2].passed_with_constant_inputs, 4);
         let (reasons, ops) = reason_counts(&results);
         assert_eq!(
             reasons
@@ -310,7 +333,7 @@ mod tests {
                 .map(|r| (r.reason.as_str(), r.count))
                 .collect::<Vec<_>>(),
             vec![
-                ("timeout", 1),
+                ("load-error:typing", 1),
                 ("unsupported-op:Loop", 1),
                 ("unsupported-op:Unique", 1)
             ]

@@ -54,6 +54,10 @@ pub struct CaseResult {
     /// The message behind the failure.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub detail: String,
+    /// For a load or run failure: whether the case passes with its inputs baked into the
+    /// model as constants (see [`Outcome::passes_with_constant_inputs`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub passes_with_constant_inputs: Option<bool>,
     /// Wall-clock seconds, process start to exit.
     pub seconds: f64,
 }
@@ -67,6 +71,7 @@ impl CaseResult {
             reason: outcome.failure.as_ref().map(Failure::code),
             failure: outcome.failure,
             detail: outcome.detail,
+            passes_with_constant_inputs: outcome.passes_with_constant_inputs,
             seconds,
         }
     }
@@ -109,10 +114,10 @@ pub fn run_in_child(case: &Case, config: &RunnerConfig) -> CaseResult {
     let started = Instant::now();
     let outcome = match spawn(case, config) {
         Ok(child) => supervise(child, config.timeout),
-        Err(e) => Outcome {
-            failure: Some(Failure::HarnessError),
-            detail: format!("starting {}: {e}", config.exe.display()),
-        },
+        Err(e) => Outcome::fail(
+            Failure::HarnessError,
+            format!("starting {}: {e}", config.exe.display()),
+        ),
     };
     CaseResult::new(case, outcome, started.elapsed().as_secs_f64())
 }
@@ -182,20 +187,20 @@ fn supervise(mut child: Child, timeout: Duration) -> Outcome {
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Outcome {
-                    failure: Some(Failure::HarnessError),
-                    detail: format!("waiting for the case process: {e}"),
-                };
+                return Outcome::fail(
+                    Failure::HarnessError,
+                    format!("waiting for the case process: {e}"),
+                );
             }
         }
     };
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
     let Some(status) = status else {
-        return Outcome {
-            failure: Some(Failure::Timeout),
-            detail: format!("killed after {} s", timeout.as_secs_f64()),
-        };
+        return Outcome::fail(
+            Failure::Timeout,
+            format!("killed after {} s", timeout.as_secs_f64()),
+        );
     };
     if status.success() {
         let last_line = String::from_utf8_lossy(&stdout)
@@ -204,15 +209,17 @@ fn supervise(mut child: Child, timeout: Duration) -> Outcome {
             .find(|l| !l.trim().is_empty())
             .map(str::to_string)
             .unwrap_or_default();
-        return serde_json::from_str(&last_line).unwrap_or_else(|e| Outcome {
-            failure: Some(Failure::HarnessError),
-            detail: format!("the case process printed no result ({e}); stderr: {stderr}"),
+        return serde_json::from_str(&last_line).unwrap_or_else(|e| {
+            Outcome::fail(
+                Failure::HarnessError,
+                format!("the case process printed no result ({e}); stderr: {stderr}"),
+            )
         });
     }
-    Outcome {
-        failure: Some(classify_exit(status, &stderr)),
-        detail: format!("{}; stderr: {}", describe(status), stderr.trim()),
-    }
+    Outcome::fail(
+        classify_exit(status, &stderr),
+        format!("{}; stderr: {}", describe(status), stderr.trim()),
+    )
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -137,5 +137,8 @@ fn harness_reports_a_pass_a_mismatch_and_named_failures() {
     assert_eq!(report["categories"][0]["passed"], 1);
     assert_eq!(report["categories"][0]["cases"], 4);
     let markdown = fs::read_to_string(&markdown_path).unwrap();
-    assert!(markdown.contains("| node | 4 | 1 | 25.0% |"), "{markdown}");
+    assert!(
+        markdown.contains("| node | 4 | 1 | 25.0% | 1 |"),
+        "{markdown}"
+    );
 }
