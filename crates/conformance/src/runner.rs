@@ -321,6 +321,34 @@ mod tests {
         assert_eq!(classify_exit(code(3), "").group(), "crash:exit-3");
     }
 
+    fn sh(script: &str) -> Child {
+        Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    #[test]
+    fn child_processes_end_as_named_outcomes() {
+        let limit = Duration::from_secs(10);
+        let passed = supervise(
+            sh(r#"echo noise; echo '{"failure":null,"detail":""}'"#),
+            limit,
+        );
+        assert_eq!(passed.failure, None);
+        // `exec`: a grandchild would keep the pipes open after the kill (case processes never fork).
+        let hung = supervise(sh("exec sleep 30"), Duration::from_millis(200));
+        assert_eq!(hung.failure, Some(Failure::Timeout));
+        let segv = supervise(sh("kill -SEGV $$"), limit);
+        assert_eq!(segv.failure.unwrap().group(), "crash:SIGSEGV");
+        let silent = supervise(sh("true"), limit);
+        assert_eq!(silent.failure, Some(Failure::HarnessError));
+        let chatty = supervise(sh("head -c 3000000 /dev/zero >&2; exit 4"), limit);
+        assert_eq!(chatty.failure.unwrap().group(), "crash:exit-4");
+    }
+
     #[test]
     fn tails_are_bounded() {
         let data = vec![b'x'; 100_000];
