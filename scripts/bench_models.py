@@ -40,7 +40,7 @@ LIGHT = ["squeezenet", "shufflenet", "bvlc_alexnet", "zfnet512", "resnet50", "in
          "inception_v2", "densenet121", "vgg19"]
 ONNX_VERSION = "1.19.1"
 # Bumped whenever what this script writes changes, so stale caches are rebuilt.
-FORMAT = 2
+FORMAT = 3
 
 
 def seed_of(name):
@@ -143,9 +143,9 @@ def reseed(model, seed):
     g.node.extend(kept_nodes)
     del g.initializer[:]
     g.initializer.extend(new_inits)
-    # IR 3 lists every initializer as a graph input too; from IR 4 on they are constants only,
-    # as in today's exports (and as both engines then fold them).
-    inputs = [i for i in g.input if i.name not in init_names and i.name not in dropped]
+    # IR 3 lists every initializer as a graph input too (dead ones included); from IR 4 on they
+    # are constants only, as in today's exports, and both engines fold them.
+    inputs = [i for i in g.input if i.name not in inits and i.name not in init_names]
     del g.input[:]
     g.input.extend(inputs)
     out.ir_version = max(out.ir_version, 4)

@@ -18,7 +18,8 @@ Setup (done automatically into target/bench-venv when the packages are missing):
   target/bench-venv/bin/pip install onnxruntime==1.32.0 onnx==1.19.1 numpy==2.4.6
 
 Usage:
-  python3 scripts/bench_vs_ort.py            # all 13 models (≈10 min on 2 cores, +1 min to make models)
+  python3 scripts/bench_vs_ort.py            # all 13 models, ≈4 min on 2 cores (+1 min to make models)
+  python3 scripts/bench_vs_ort.py --repeat 3 # the documented run: medians of 3 passes, ≈12 min
   python3 scripts/bench_vs_ort.py --quick    # CI smoke: iris_mlp and mnist_cnn, few iterations
   python3 scripts/bench_vs_ort.py --models light_resnet50,mlp_784 --scale 2
 """
@@ -229,9 +230,84 @@ def bench_model(entry, plan, binary, out_dir, log):
         result[profile] = v.report
         result[f"{profile}_vs_ort"] = max_abs_diff(ort.outputs, v.report)
     result["seconds"] = time.time() - start
-    log(f"{entry['name']}: {result['seconds']:.0f} s"
+    log(f"{entry['name']}: {result['seconds']:.1f} s"
         + "".join(f"; {p} failed: {e}" for p, e in result["errors"].items()))
     return result
+
+
+# The p50s that are reported; with --repeat, the median over the passes.
+P50_PATHS = [("ort",), ("exact", "engine_alone"), ("exact", "with_receipt"),
+             ("exact", "run_with_trace"), ("exact", "receipt_and_sign"),
+             ("native", "engine_alone"), ("native", "with_receipt")]
+
+
+def _get(r, path):
+    for k in path:
+        if r is None or k not in r:
+            return None
+        r = r[k]
+    return r
+
+
+def aggregate(runs):
+    """One model's result over several passes: the median of each p50, the spread of each ratio
+    to ORT, and every error and output check."""
+    import copy
+    import statistics
+
+    merged = copy.deepcopy(runs[0])
+    merged["passes"] = len(runs)
+    for path in P50_PATHS:
+        values = [v["p50_us"] for v in (_get(r, path) for r in runs) if v]
+        target = _get(merged, path)
+        if target and len(values) == len(runs):
+            target["p50_us"] = statistics.median(values)
+    spread = {}
+    for key, path in (("exact", ("exact", "engine_alone")), ("native", ("native", "engine_alone")),
+                      ("receipt", ("exact", "with_receipt"))):
+        ratios = [_get(r, path)["p50_us"] / r["ort"]["p50_us"] for r in runs if _get(r, path)]
+        if len(ratios) == len(runs) > 1:
+            spread[key] = (min(ratios), max(ratios))
+    merged["ratio_spread"] = spread
+    for r in runs[1:]:
+        merged["errors"].update(r["errors"])
+        for p in ("exact", "native"):
+            if p in merged and p in r:
+                merged[p]["outputs_identical"] &= r[p]["outputs_identical"]
+    merged["seconds"] = sum(r["seconds"] for r in runs)
+    return merged
+
+
+def onnx_intermediate_mib(model_path, input_shapes):
+    """MiB of all node outputs of the ONNX graph on inputs of these shapes (by shape inference):
+    about what the trace hashes per run (tract's optimised graph fuses some nodes, adds others)."""
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(model_path)
+    for i in model.graph.input:
+        if i.name in input_shapes:
+            dims = i.type.tensor_type.shape.dim
+            for d, n in zip(dims, input_shapes[i.name]):
+                d.ClearField("dim_param")
+                d.dim_value = n
+    model = onnx.shape_inference.infer_shapes(model)
+    g = model.graph
+    infos = {v.name: v for v in list(g.value_info) + list(g.output)}
+    total = 0
+    for node in g.node:
+        if node.op_type == "Constant":
+            continue
+        for o in node.output:
+            t = infos.get(o)
+            if t is None or not t.type.tensor_type.HasField("shape"):
+                continue
+            dims = [d.dim_value for d in t.type.tensor_type.shape.dim]
+            if all(d > 0 for d in dims):
+                size = np.dtype(helper.tensor_dtype_to_np_dtype(t.type.tensor_type.elem_type))
+                total += int(np.prod(dims)) * size.itemsize
+    return total / 2**20
 
 
 def fmt_us(us):
@@ -240,8 +316,10 @@ def fmt_us(us):
     return f"{us:,.1f}" if us < 100 else f"{us:,.0f}"
 
 
-def fmt_ratio(r):
-    return "–" if r is None else f"{r:.2f}×"
+def fmt_ratio(r, spread=None):
+    if r is None:
+        return "–"
+    return f"{r:.2f}×" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread else "")
 
 
 def p50(result, key, path="engine_alone"):
@@ -283,9 +361,12 @@ def table(results):
         same = " ".join("yes" if r[p]["outputs_identical"] else "**NO**"
                         for p in ("exact", "native") if p in r) or "–"
         name = r["name"] + (" (call floor)" if r["name"] == "identity" else "")
-        lines.append(f"| {name} | {fmt_us(ort)} | {fmt_us(exact)} | {fmt_ratio(row_ratios['exact'])} "
-                     f"| {fmt_us(native)} | {fmt_ratio(row_ratios['native'])} | {fmt_us(receipt)} "
-                     f"| {fmt_ratio(row_ratios['receipt'])} | {overhead} | {diffs} | {same} |")
+        sp = r.get("ratio_spread", {})
+        lines.append(f"| {name} | {fmt_us(ort)} | {fmt_us(exact)} "
+                     f"| {fmt_ratio(row_ratios['exact'], sp.get('exact'))} "
+                     f"| {fmt_us(native)} | {fmt_ratio(row_ratios['native'], sp.get('native'))} "
+                     f"| {fmt_us(receipt)} | {fmt_ratio(row_ratios['receipt'], sp.get('receipt'))} "
+                     f"| {overhead} | {diffs} | {same} |")
     gm = {k: geomean(v) for k, v in ratios.items()}
     gl = {k: geomean(v) for k, v in light.items()}
     lines.append(f"| **geometric mean** (models, floor excluded) | | | **{fmt_ratio(gm['exact'])}** "
@@ -299,14 +380,18 @@ def table(results):
 def breakdown(results):
     """Where (b)'s time goes, under the exact profile."""
     lines = ["| model | trace nodes | engine alone p50 µs | run with trace p50 µs "
-             "| receipt + sign p50 µs | exact load ms | ORT load ms |", "|---|---|---|---|---|---|---|"]
+             "| receipt + sign p50 µs | trace cost as MiB of SHA-256 | ONNX intermediates MiB "
+             "| exact load ms | ORT load ms |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         e = r.get("exact")
         if not e:
             continue
+        trace_us = e["run_with_trace"]["p50_us"] - e["engine_alone"]["p50_us"]
         lines.append(f"| {r['name']} | {e['trace_nodes']} | {fmt_us(e['engine_alone']['p50_us'])} "
                      f"| {fmt_us(e['run_with_trace']['p50_us'])} "
-                     f"| {fmt_us(e['receipt_and_sign']['p50_us'])} | {e['load_ms']:,.0f} "
+                     f"| {fmt_us(e['receipt_and_sign']['p50_us'])} "
+                     f"| {trace_us * e['hash_mib_per_s'] / 1e6:,.2f} "
+                     f"| {r['onnx_intermediate_mib']:,.2f} | {e['load_ms']:,.0f} "
                      f"| {r['ort_load_ms']:,.0f} |")
     return "\n".join(lines)
 
@@ -338,6 +423,9 @@ def main():
     ap.add_argument("--models", help=f"comma-separated subset of: {', '.join(PLAN)}")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply warm-up and timed iterations by this [%(default)s]")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measure every model this many times, one pass over all models after "
+                         "another, and report the medians of the p50s [%(default)s]")
     ap.add_argument("--bin", help="vouch-bench binary [build it: cargo build --release -p vouch-bench]")
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench-results"),
                     help="where results JSON and outputs go [%(default)s]")
@@ -371,7 +459,19 @@ def main():
     prepared = time.time()
     os.makedirs(a.out, exist_ok=True)
     info = machine()
-    results = [bench_model(e, plans[e["name"]], binary, a.out, log) for e in entries]
+    import numpy as np
+
+    passes = []
+    for rep in range(a.repeat):
+        if a.repeat > 1:
+            log(f"pass {rep + 1} of {a.repeat}")
+        passes.append([bench_model(e, plans[e["name"]], binary, a.out, log) for e in entries])
+    results = [aggregate([p[i] for p in passes]) for i in range(len(entries))]
+    for r, e in zip(results, entries):
+        r["onnx_intermediate_mib"] = onnx_intermediate_mib(
+            os.path.join(e["dir"], e["model"]),
+            {n: np.load(os.path.join(e["dir"], f), mmap_mode="r").shape
+             for n, f in e["inputs"].items()})
     finished = time.time()
     info["loadavg_end"] = os.getloadavg()
 
@@ -385,11 +485,17 @@ def main():
         f"onnxruntime {info['onnxruntime']}, onnx {info['onnx']}, numpy {info['numpy']}, "
         f"Python {info['python']}; {info['rustc']}; "
         + next((r["exact"]["engine"] for r in results if "exact" in r), "vouch-engine ?"),
-        f"tract kernels: exact = {kernel['exact']}, native = {kernel['native']}; 1 thread each",
+        f"tract kernels: exact = {kernel['exact']}, native = {kernel['native']}; 1 thread each; "
+        + (f"medians of {a.repeat} passes (ratio range over the passes in brackets)"
+           if a.repeat > 1 else "one pass"),
         "",
         md,
         "",
-        "Exact profile, where the receipt path's time goes (p50):",
+        "Exact profile, where the receipt path's time goes (p50"
+        + (f", medians of {a.repeat} passes" if a.repeat > 1 else "") + "). The trace's cost "
+        "(run with trace − engine alone) is shown as the MiB that SHA-256 hashes in that time "
+        f"here ({results[0].get('exact', {}).get('hash_mib_per_s', 0):,.0f} MiB/s), next to the "
+        "size of all intermediate tensors of the ONNX graph:",
         "",
         breakdown(results),
         "",
