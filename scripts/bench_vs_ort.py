@@ -60,8 +60,8 @@ def ensure_packages():
     os.execve(python, [python, *sys.argv], env)
 
 
-# (warm-up, timed iterations, rounds) per model, identical for every engine. Chosen so that each
-# model takes well under a minute of the exact profile's time; timings are per iteration.
+# (warm-up, timed iterations, rounds) per model, identical for every engine. Chosen so that a
+# pass over all models takes about 3 minutes here (vgg19 alone 70 s: 1.8 s a run under exact).
 PLAN = {
     "identity": (200, 5000, 5),
     "iris_mlp": (200, 5000, 5),
@@ -251,7 +251,8 @@ def _get(r, path):
 
 def aggregate(runs):
     """One model's result over several passes: the median of each p50, the spread of each ratio
-    to ORT, and every error and output check."""
+    to ORT, and every error and output check. Other fields are the first pass's (the results
+    JSON keeps every pass too)."""
     import copy
     import statistics
 
@@ -335,7 +336,7 @@ def geomean(values):
 def table(results):
     head = ("| model | ORT p50 µs | exact p50 µs | exact/ORT | native p50 µs | native/ORT "
             "| exact+trace+receipt p50 µs | /ORT | trace+receipt overhead µs (% of exact) "
-            "| max abs diff vs ORT, exact / native | (a)=(b) |")
+            "| max abs diff vs ORT, exact / native | (a)=(b) exact, native |")
     lines = [head, "|" + "---|" * head.count(" |")]
     ratios = {"exact": [], "native": [], "receipt": []}
     light = {"exact": [], "native": [], "receipt": []}
@@ -507,7 +508,7 @@ def main():
     path = os.path.join(a.out, f"bench-{'quick-' if a.quick else ''}{stamp}.json")
     with open(path, "w") as f:
         json.dump({"machine": info, "plans": plans, "geometric_means": gm, "results": results,
-                   "markdown": text}, f, indent=1)
+                   "passes": passes, "markdown": text}, f, indent=1)
     log(f"results in {path}")
     identical = all(r[p]["outputs_identical"] for r in results for p in ("exact", "native") if p in r)
     sys.exit(0 if identical and not errors else 1)

@@ -15,9 +15,9 @@ const MAX_JSON_BYTES: u64 = 64 << 20;
 
 /// Reads a file, refusing it if it is over `max` bytes.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, BenchError> {
-    let io = |source| BenchError::Io {
+    let io = |error| BenchError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();

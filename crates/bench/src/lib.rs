@@ -33,31 +33,33 @@ use crate::latency::{Latency, Samples};
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// The engine refused the model or failed running it.
-    #[error("{context}: {source}")]
+    // The causes are shown in the message, not chained as `source`, so that a report printed
+    // with its chain does not say them twice.
+    #[error("{context}: {error}")]
     Engine {
         /// What the benchmark was doing.
         context: &'static str,
         /// The engine's error.
-        source: EngineError,
+        error: EngineError,
     },
     /// Signing the receipt failed.
     #[error("signing the receipt: {0}")]
-    Receipt(#[from] ReceiptError),
+    Receipt(ReceiptError),
     /// An input file that can't be used.
     #[error("{0}")]
     Input(String),
     /// A file that can't be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn engine(context: &'static str) -> impl FnOnce(EngineError) -> BenchError {
-    move |source| BenchError::Engine { context, source }
+    move |error| BenchError::Engine { context, error }
 }
 
 /// A fixed operator key: receipts made here prove nothing, they only cost what real ones cost.
@@ -202,7 +204,8 @@ impl Bench {
             .map_or(0, |d| d.as_secs());
         let signed = execution
             .receipt(&self.model, self.operator, timestamp, Nonce(nonce))
-            .sign(&self.key)?;
+            .sign(&self.key)
+            .map_err(BenchError::Receipt)?;
         let signed_at = Instant::now();
         black_box(&signed);
         self.trace_nodes = execution.trace.size();
@@ -222,7 +225,7 @@ impl Bench {
     pub fn save_outputs(&mut self, dir: &Path) -> Result<(), BenchError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| BenchError::Io { path, source }
+            move |error| BenchError::Io { path, error }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         self.saved.clear();
