@@ -33,6 +33,9 @@ import subprocess
 import sys
 import time
 
+# Importing bench_models must not leave a __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 VENV = os.path.join(ROOT, "target", "bench-venv")
 REQUIREMENTS = ["onnxruntime==1.32.0", "onnx==1.19.1", "numpy==2.4.6"]
