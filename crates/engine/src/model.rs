@@ -227,6 +227,26 @@ impl Model {
                 parsed.unresolved_inputs.join(", ")
             )));
         }
+        // Input slots are read off the parsed graph, where source nodes carry the ONNX input
+        // names; the optimiser keeps the order of inputs but may rename their nodes.
+        let input_slots = parsed
+            .model
+            .input_outlets()
+            .map_err(|e| tract_err("reading inputs", e))?
+            .iter()
+            .enumerate()
+            .map(|(slot, o)| (parsed.model.node(o.node).name.clone(), slot))
+            .collect::<HashMap<_, _>>();
+        if let Some(spec) = info
+            .inputs
+            .iter()
+            .find(|s| !input_slots.contains_key(&s.name))
+        {
+            return Err(EngineError::Internal(format!(
+                "input {} is not a source of the graph",
+                spec.name
+            )));
+        }
         let typed = parsed
             .model
             .into_typed()
@@ -236,21 +256,15 @@ impl Model {
         let optimized = typed
             .into_optimized()
             .map_err(|e| tract_err("optimizing", format!("{e:#}")))?;
-
-        let input_slots = optimized
+        let prepared_inputs = optimized
             .input_outlets()
             .map_err(|e| tract_err("reading inputs", e))?
-            .iter()
-            .enumerate()
-            .map(|(slot, o)| (optimized.node(o.node).name.clone(), slot))
-            .collect::<HashMap<_, _>>();
-        for spec in &info.inputs {
-            if !input_slots.contains_key(&spec.name) {
-                return Err(EngineError::Internal(format!(
-                    "input {} vanished while preparing",
-                    spec.name
-                )));
-            }
+            .len();
+        if prepared_inputs != input_slots.len() {
+            return Err(EngineError::Internal(format!(
+                "the graph has {} inputs, the prepared plan {prepared_inputs}",
+                input_slots.len()
+            )));
         }
         let outputs = info.outputs.clone();
         let mut options = RunOptions::default();
