@@ -139,6 +139,32 @@ def typed_data(r):
     }
 
 
+def publish_typed_data(m):
+    """The EIP-712 typed data of protocol.md §7, from a manifest's JSON form."""
+    raw = base64.b32decode(m["model"][1:].upper() + "=" * (-len(m["model"][1:]) % 8))
+    return {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}],
+            "Publish": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "modelDigest", "type": "bytes32"},
+                {"name": "description", "type": "string"},
+                {"name": "task", "type": "string"},
+                {"name": "license", "type": "string"},
+                {"name": "tags", "type": "string[]"},
+                {"name": "publisher", "type": "address"},
+                {"name": "timestamp", "type": "uint64"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "Publish",
+        "domain": {"name": "Vouch", "version": "1"},
+        "message": {**{k: v for k, v in m.items() if k != "model"},
+                    "modelDigest": raw[4:], "nonce": bytes.fromhex(m["nonce"][2:])},
+    }
+
+
 class Checks:
     def __init__(self):
         self.failed = 0
@@ -186,6 +212,13 @@ def vectors(path):
     c.eq("EIP-712 domain separator", hx(signable.header), v["eip712"]["domain_separator"])
     c.eq("EIP-712 struct hash", hx(signable.body), r["struct_hash"])
     c.eq("EIP-712 signing hash", hx(keccak(b"\x19\x01" + signable.header + signable.body)), r["signing_hash"])
+    p = v["publish"]
+    manifest = p["signed"]["manifest"]
+    msg = encode_typed_data(full_message=publish_typed_data(manifest))
+    c.eq("publish manifest struct hash", hx(msg.body), p["struct_hash"])
+    c.eq("publish manifest signing hash", hx(keccak(b"\x19\x01" + msg.header + msg.body)), p["signing_hash"])
+    signer = Account.recover_message(msg, signature=bytes.fromhex(p["signed"]["signature"][2:]))
+    c.eq("publish manifest signed by its publisher (eth-account)", signer, manifest["publisher"])
     root = path.rsplit("docs/", 1)[0]
     inputs = json.load(open(root + r["input_file"]))
     check_receipt(c, signed, open(root + r["model_file"], "rb").read(), inputs, r["outputs"], r["trace_nodes"])

@@ -1,4 +1,4 @@
-//! The test vectors of docs/protocol.md §8, checked byte for byte.
+//! The test vectors of docs/protocol.md §9, checked byte for byte.
 //!
 //! The vectors live in the document itself (between the `vectors:begin/end` markers), so the spec
 //! and the test can't drift apart. After a deliberate format change (which needs a new version
@@ -57,7 +57,27 @@ fn compute() -> Value {
     );
     let signed = receipt.clone().sign(&key).unwrap();
 
+    let manifest = vouch_types::publish::PublishManifest {
+        name: "acme/iris-mlp".into(),
+        version: "1.0.0".into(),
+        model: ModelId::of_bytes(&model_bytes),
+        description: "An MLP classifier on the iris data set".into(),
+        task: "classification".into(),
+        license: "Apache-2.0".into(),
+        tags: vec!["sklearn".into(), "tabular".into()],
+        publisher: Address::from_private_key(&key),
+        timestamp: 1_700_000_000,
+        nonce: Nonce([2; 32]),
+    };
+    let publish = json!({
+        "struct_hash": manifest.to_eip712().eip712_hash_struct().to_string(),
+        "type_hash": manifest.to_eip712().eip712_type_hash().to_string(),
+        "signing_hash": manifest.signing_hash().to_string(),
+        "signed": serde_json::to_value(manifest.sign(&key).unwrap()).unwrap(),
+    });
+
     json!({
+        "publish": publish,
         "model_ids": [
             {"bytes_utf8": "", "id": ModelId::of_bytes(b"").to_string()},
             {"bytes_utf8": "hello world", "id": ModelId::of_bytes(b"hello world").to_string()},
@@ -103,7 +123,7 @@ fn protocol_md_vectors_hold() {
         serde_json::from_str(&doc[start..end]).expect("the vectors block is JSON");
     assert_eq!(
         recorded, computed,
-        "docs/protocol.md §8 no longer matches the implementation"
+        "docs/protocol.md §9 no longer matches the implementation"
     );
 }
 

@@ -4,6 +4,7 @@
 //! - [`Tensor`] with its canonical encoding, JSON, `.npy` and ONNX `TensorProto` forms, and its
 //!   [`Commitment`]; [`tensor::commit_named`] commits to a named set of tensors.
 //! - [`Receipt`] / [`SignedReceipt`]: the EIP-712 statement an operator signs.
+//! - [`publish::SignedManifest`]: the EIP-712 request a publisher signs to add a model version.
 //! - [`hash`]: the domain-separated SHA-256 every commitment uses.
 //!
 //! The engine that produces these values lives in `vouch-engine`; the byte-level formats are
@@ -12,6 +13,7 @@
 pub mod commitment;
 pub mod hash;
 pub mod model_id;
+pub mod publish;
 pub mod receipt;
 pub mod tensor;
 

@@ -101,7 +101,7 @@ pub struct Receipt {
     pub nonce: Nonce,
 }
 
-mod checksummed {
+pub(crate) mod checksummed {
     use alloy_primitives::Address;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -118,7 +118,7 @@ mod checksummed {
     }
 }
 
-mod nonce_hex {
+pub(crate) mod nonce_hex {
     use serde::{Deserialize, Deserializer, Serializer};
 
     use super::Nonce;
@@ -287,6 +287,18 @@ const HALF_ORDER: U256 = U256::from_be_slice(&[
 ]);
 
 impl Signature65 {
+    /// Signs a 32-byte digest: RFC 6979 deterministic nonce, low-s form (k256 normalises `s`
+    /// and adjusts the recovery id), `v = 27 + recovery id`.
+    pub fn sign_prehash(key: &SigningKey, hash: &B256) -> Result<Signature65, ReceiptError> {
+        let (sig, recid) = key
+            .sign_prehash_recoverable(hash.as_slice())
+            .map_err(|e| ReceiptError::BadSignature(e.to_string()))?;
+        let mut bytes = [0u8; 65];
+        bytes[..64].copy_from_slice(&sig.to_bytes());
+        bytes[64] = 27 + recid.to_byte();
+        Ok(Signature65(bytes))
+    }
+
     /// Recovers the signer's address from a prehash, refusing malleable or malformed signatures.
     pub fn recover(&self, hash: &B256) -> Result<Address, ReceiptError> {
         let bad = |m: &str| ReceiptError::BadSignature(m.to_string());
