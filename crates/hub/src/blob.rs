@@ -53,7 +53,7 @@ impl BlobStore {
                 }))
             }
             #[cfg(feature = "s3")]
-            BlobConfig::S3(s3) => Ok(BlobStore::S3(s3::S3Blobs::open(s3)?)),
+            BlobConfig::S3(s3) => Ok(BlobStore::S3(s3::S3Blobs::open(s3).await?)),
             #[cfg(not(feature = "s3"))]
             BlobConfig::S3(_) => Err(HubError::Config(
                 "this build of vouch-hub has no S3 support (cargo feature `s3`)".into(),
@@ -154,8 +154,8 @@ pub(crate) mod s3 {
 
     use futures::TryStreamExt;
     use object_store::{
-        ClientOptions, ObjectStoreExt, PutPayload, WriteMultipart, aws::AmazonS3,
-        aws::AmazonS3Builder, path::Path as ObjectPath,
+        ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+        aws::AmazonS3, aws::AmazonS3Builder, path::Path as ObjectPath,
     };
 
     use super::*;
@@ -198,7 +198,9 @@ pub(crate) mod s3 {
     }
 
     impl S3Blobs {
-        pub(crate) fn open(config: &S3Config) -> Result<Self, HubError> {
+        /// Builds the client and checks the bucket answers, so a wrong endpoint, bucket or key
+        /// fails at startup rather than at the first upload.
+        pub(crate) async fn open(config: &S3Config) -> Result<Self, HubError> {
             let prefix = normalise_prefix(&config.prefix)?;
             // Every call has a connect timeout and a timeout between reads; no overall timeout,
             // so a multi-gigabyte download isn't cut off while it still makes progress.
@@ -213,17 +215,33 @@ pub(crate) mod s3 {
                 .with_access_key_id(&config.access_key_id)
                 .with_secret_access_key(&config.secret_access_key)
                 .with_allow_http(config.allow_http)
-                .with_client_options(client);
+                .with_client_options(client)
+                // object_store's default retries for up to 3 minutes; a request fails within a
+                // minute here, and the node answers 503.
+                .with_retry(RetryConfig {
+                    max_retries: 4,
+                    retry_timeout: Duration::from_secs(60),
+                    ..RetryConfig::default()
+                });
             if let Some(endpoint) = &config.endpoint {
                 builder = builder.with_endpoint(endpoint);
             }
             let store = builder
                 .build()
                 .map_err(|e| HubError::Config(format!("S3: {e}")))?;
-            Ok(S3Blobs {
+            let blobs = S3Blobs {
                 store: Arc::new(store),
                 prefix,
-            })
+            };
+            // A listing, not a HEAD: a HEAD can't tell a missing bucket from a missing key.
+            let probe = ObjectPath::from(format!("{}blobs/sha256/probe", blobs.prefix));
+            match blobs.store.list_with_delimiter(Some(&probe)).await {
+                Ok(_) => Ok(blobs),
+                Err(e) => Err(HubError::storage(
+                    &format!("S3 bucket {:?} is not usable", config.bucket),
+                    e,
+                )),
+            }
         }
 
         fn location(&self, id: &ModelId) -> ObjectPath {

@@ -255,11 +255,16 @@ async fn s3_backend_against_moto() {
     assert!(upload(&hub, &models[1]).await.existed);
     assert_eq!(hub.model_bytes(&mlp).await.unwrap(), models[1]);
 
-    // A prefix that could escape its folder is refused at open.
+    // A prefix that could escape its folder is refused at open, and so is a missing bucket.
     drop(hub);
     let mut config = HubConfig::new(dir.path());
     config.blobs = BlobConfig::S3(s3_config(port, "../elsewhere"));
     assert_eq!(code(Hub::open(config).await.map(drop)), "config");
+    let mut missing = s3_config(port, "");
+    missing.bucket = "no-such-bucket".into();
+    let mut config = HubConfig::new(dir.path());
+    config.blobs = BlobConfig::S3(missing);
+    assert_eq!(code(Hub::open(config).await.map(drop)), "storage");
 
     drop(moto);
 }
