@@ -190,8 +190,13 @@ impl Hub {
                 }
                 // Only this process uses the directory now: anything in tmp/ is a leftover.
                 for entry in std::fs::read_dir(&tmp_dir).map_err(io_err("listing tmp/"))? {
-                    let entry = entry.map_err(io_err("listing tmp/"))?;
-                    std::fs::remove_file(entry.path()).map_err(io_err("cleaning tmp/"))?;
+                    let path = entry.map_err(io_err("listing tmp/"))?.path();
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    }
+                    .map_err(io_err("cleaning tmp/"))?;
                 }
                 let catalog = Catalog::open(&data_dir.join("hub.sqlite"))?;
                 Ok((lock, catalog))

@@ -40,6 +40,9 @@ pub struct ScanLimits {
     pub max_rank: usize,
     /// Most initializers across all graphs (their names are remembered, hashed).
     pub max_initializers: u64,
+    /// Most bytes the summary may hold (names, shapes, operators), roughly as allocated:
+    /// each bound above is per item, this one is for them all together.
+    pub max_summary_bytes: usize,
 }
 
 impl Default for ScanLimits {
@@ -47,11 +50,12 @@ impl Default for ScanLimits {
         ScanLimits {
             max_graph_depth: 32,
             max_string_bytes: 4096,
-            max_graph_values: 65_536,
+            max_graph_values: 16_384,
             max_opsets: 256,
             max_distinct_ops: 4096,
             max_rank: 64,
-            max_initializers: 4_000_000,
+            max_initializers: 1_000_000,
+            max_summary_bytes: 4 << 20,
         }
     }
 }
@@ -267,6 +271,7 @@ pub fn scan<R: BufRead + Seek>(
         initializer_count: 0,
         parameter_count: 0,
         main_initializers: HashSet::new(),
+        kept_bytes: 0,
     };
     s.model(len)
 }
@@ -438,6 +443,8 @@ struct Scanner<R> {
     /// Truncated SHA-256 of each main-graph initializer name: older models list initializers
     /// among the graph's inputs, and they are not inputs a caller provides.
     main_initializers: HashSet<[u8; 16]>,
+    /// What the summary holds so far, counted as [`ScanLimits::max_summary_bytes`] says.
+    kept_bytes: usize,
 }
 
 /// The main graph's declared inputs and outputs.
@@ -460,7 +467,22 @@ fn name_key(name: &str) -> [u8; 16] {
     k
 }
 
+/// Rough allocation of one kept item besides its strings.
+const ITEM_OVERHEAD: usize = 32;
+
 impl<R: BufRead + Seek> Scanner<R> {
+    /// Accounts for `n` more bytes in the summary.
+    fn keep(&mut self, n: usize) -> Result<(), ScanError> {
+        self.kept_bytes = self.kept_bytes.saturating_add(n);
+        if self.kept_bytes > self.limits.max_summary_bytes {
+            return Err(ScanError::Limit(format!(
+                "the model's names and shapes take more than {} bytes",
+                self.limits.max_summary_bytes
+            )));
+        }
+        Ok(())
+    }
+
     fn model(&mut self, end: u64) -> Result<OnnxSummary, ScanError> {
         let max_str = self.limits.max_string_bytes;
         let mut ir_version = None;
@@ -502,7 +524,9 @@ impl<R: BufRead + Seek> Scanner<R> {
                         )));
                     }
                     let e = self.wire.len_end(end)?;
-                    opsets.push(self.opset(e)?);
+                    let o = self.opset(e)?;
+                    self.keep(ITEM_OVERHEAD + o.domain.len())?;
+                    opsets.push(o);
                 }
                 25 => {
                     self.wire.expect(wt, WireType::Len, "functions")?;
@@ -624,6 +648,14 @@ impl<R: BufRead + Seek> Scanner<R> {
                     self.wire.expect(wt, WireType::Len, what)?;
                     let e = self.wire.len_end(end)?;
                     let v = self.value_info(e)?;
+                    let dims = v.shape.iter().flatten();
+                    let dim_bytes: usize = dims
+                        .map(|d| match d {
+                            Dim::Symbolic(p) => ITEM_OVERHEAD + p.len(),
+                            _ => ITEM_OVERHEAD,
+                        })
+                        .sum();
+                    self.keep(ITEM_OVERHEAD + v.name.len() + dim_bytes)?;
                     let vals = values.as_deref_mut().expect("checked by the guard");
                     let list = if field == 11 {
                         &mut vals.inputs
@@ -697,6 +729,7 @@ impl<R: BufRead + Seek> Scanner<R> {
                     self.limits.max_distinct_ops
                 )));
             }
+            self.keep(ITEM_OVERHEAD + key.0.len() + key.1.len())?;
             self.ops.insert(key, 1);
         }
         Ok(())

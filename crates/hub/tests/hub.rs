@@ -17,7 +17,7 @@ use bytes::Bytes;
 use common::*;
 use futures::{StreamExt, stream};
 use vouch_hub::{Hub, HubConfig, HubError, ListQuery};
-use vouch_types::{ModelId, Nonce, receipt::Signature65};
+use vouch_types::{ModelId, Nonce, publish::SignedManifest, receipt::Signature65};
 
 async fn open(dir: &Path) -> Hub {
     Hub::open(HubConfig::new(dir)).await.expect("open hub")
@@ -38,6 +38,32 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 fn blob_path(dir: &Path, id: &ModelId) -> std::path::PathBuf {
     dir.join("blobs/sha256").join(hex::encode(id.digest()))
+}
+
+/// The node runs these futures in axum handlers, which must be `Send`: checked at compile time.
+#[allow(dead_code)]
+fn hub_and_its_futures_are_send(hub: Hub, id: ModelId, signed: SignedManifest) {
+    fn send<T: Send + Sync>(_: &T) {}
+    fn send_future<T: Send>(_: T) {}
+    send(&hub);
+    send_future(hub.put_model(body(b"", 1)));
+    send_future(hub.model(&id));
+    send_future(hub.model_bytes(&id));
+    send_future(hub.model_stream(&id));
+    send_future(hub.publish(signed, NOW));
+    send_future(hub.list(&ListQuery::default()));
+    send_future(hub.repo("a/b"));
+    send_future(hub.resolve("a/b", None));
+}
+
+#[tokio::test]
+async fn leftovers_in_tmp_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()).await);
+    std::fs::write(dir.path().join("tmp/upload-crashed"), b"partial").unwrap();
+    std::fs::create_dir(dir.path().join("tmp/odd")).unwrap();
+    let _hub = open(dir.path()).await;
+    assert!(files_in(&dir.path().join("tmp")).is_empty());
 }
 
 #[tokio::test]
@@ -325,7 +351,7 @@ async fn publishing_rules() {
     ] {
         let m = manifest(name, version, model, &alice);
         let signature = Signature65::sign_prehash(&alice, &m.signing_hash()).unwrap();
-        let signed = vouch_types::publish::SignedManifest {
+        let signed = SignedManifest {
             manifest: m,
             signature,
         };

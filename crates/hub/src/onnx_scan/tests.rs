@@ -367,6 +367,7 @@ fn limits_are_enforced() {
         max_distinct_ops: 2,
         max_rank: 2,
         max_initializers: 1,
+        max_summary_bytes: 1 << 20,
     };
     let mut nested = Msg::new().msg(1, node("Relu", None));
     for _ in 0..4 {
@@ -422,6 +423,20 @@ fn limits_are_enforced() {
             other => panic!("{what}: {other:?}"),
         }
     }
+    let budget = ScanLimits {
+        max_summary_bytes: 200,
+        ..ScanLimits::default()
+    };
+    let long_names = model(
+        Msg::new()
+            .msg(11, tensor_value(&"a".repeat(100), &[Err(&"n".repeat(100))]))
+            .msg(12, tensor_value("b", &[])),
+    );
+    assert!(matches!(
+        scan_bytes(&long_names.0, &budget),
+        Err(ScanError::Limit(_))
+    ));
+
     // Three levels are fine.
     let mut ok = Msg::new().msg(1, node("Relu", None));
     for _ in 0..3 {
