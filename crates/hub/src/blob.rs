@@ -1,7 +1,7 @@
 //! Content-addressed blob storage: model files on the local disk or in an S3-compatible bucket.
 //!
 //! Both backends only ever see complete, hashed, checked files: an upload is spooled to a
-//! temporary file under `data_dir/tmp` first (see `upload.rs`), and [`BlobStore::commit`] moves
+//! temporary file under `data_dir/tmp` first (`Hub::put_model`), and [`BlobStore::commit`] moves
 //! it to its content address in one step a reader can't observe half-done (a rename on disk; a
 //! single PUT or a completed multipart upload in S3). Reads return the bytes as stored; checking
 //! them against the id is the caller's job (`verify.rs`), so no backend can skip it.
