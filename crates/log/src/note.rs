@@ -235,10 +235,9 @@ pub(crate) fn parse_vkey(
             vkey.chars().take(200).collect::<String>()
         ))
     };
-    let mut parts = vkey.split('+');
-    let (Some(name), Some(id_hex), Some(b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // The base64 key may itself contain '+': split off the name and id only.
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad("a vkey is name+id+key"));
     };
     if !is_valid_key_name(name) {
@@ -324,9 +323,9 @@ impl NoteSigner {
             .trim_end()
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(bad)?;
-        let mut parts = rest.split('+');
-        let (Some(name), Some(id_hex), Some(b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // The base64 key may itself contain '+': split off the name and id only.
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(b64)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(bad());
         };
@@ -426,6 +425,29 @@ impl Verifier for NoteVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_whose_base64_contains_plus_round_trip() {
+        let mut with_plus = 0;
+        for b in 0..=255u8 {
+            let signer = NoteSigner::new("example.com/log", &[b; 32]).unwrap();
+            let private = signer.to_private_key();
+            let vkey = signer.verifier().to_vkey();
+            with_plus +=
+                usize::from(vkey.matches('+').count() > 2 || private.matches('+').count() > 4);
+            assert_eq!(
+                NoteSigner::from_private_key(&private)
+                    .unwrap()
+                    .to_private_key(),
+                private
+            );
+            assert_eq!(NoteVerifier::from_vkey(&vkey).unwrap().to_vkey(), vkey);
+        }
+        assert!(
+            with_plus > 0,
+            "the sample includes keys with '+' in their base64"
+        );
+    }
 
     // The example of c2sp.org/signed-note v1 (C2SP/C2SP signed-note.md at commit 5ba5ee83,
     // CC BY 4.0): vkey and note.
