@@ -40,7 +40,7 @@ pub struct VersionRecord {
     /// The model's size in bytes.
     pub size: u64,
     /// Who published it (EIP-55).
-    #[serde(with = "checksummed")]
+    #[serde(with = "vouch_types::receipt::checksummed")]
     pub publisher: Address,
     /// Unix seconds when the hub accepted it (its clock, not the manifest's).
     pub published_at: u64,
@@ -56,7 +56,7 @@ pub struct VersionSummary {
     /// The model it names.
     pub model: ModelId,
     /// Who published it.
-    #[serde(with = "checksummed")]
+    #[serde(with = "vouch_types::receipt::checksummed")]
     pub publisher: Address,
     /// Unix seconds when the hub accepted it.
     pub published_at: u64,
@@ -96,7 +96,7 @@ pub struct RepoSummary {
     /// From the latest manifest.
     pub tags: Vec<String>,
     /// Publisher of the latest version.
-    #[serde(with = "checksummed")]
+    #[serde(with = "vouch_types::receipt::checksummed")]
     pub publisher: Address,
     /// Unix seconds of the last accepted publish to this repository.
     pub updated_at: u64,
@@ -136,21 +136,4 @@ pub struct ListQuery {
     /// Results to skip, at most [`MAX_LIST_OFFSET`].
     #[serde(default)]
     pub offset: u64,
-}
-
-/// EIP-55 checksummed addresses in JSON (alloy's own serde writes lower case).
-pub(crate) mod checksummed {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use vouch_types::Address;
-
-    pub fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&a.to_checksum(None))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
-        let s = String::deserialize(d)?;
-        Address::parse_checksummed(&s, None).map_err(|e| {
-            serde::de::Error::custom(format!("not an EIP-55 checksummed address: {e}"))
-        })
-    }
 }

@@ -68,6 +68,22 @@ pub fn tagged_hash(tag: &str, msg: &[u8]) -> Digest32 {
     h.finish()
 }
 
+/// Plain SHA-256 over data given in pieces (a model file streamed from disk or the network).
+#[derive(Clone, Default)]
+pub struct Sha256Stream(Sha256);
+
+impl Sha256Stream {
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Finishes the hash.
+    pub fn finish(self) -> Digest32 {
+        self.0.finalize().into()
+    }
+}
+
 /// Plain SHA-256, for the places where a published format (CIDs, RFC 9162) fixes the input.
 pub fn sha256(msg: &[u8]) -> Digest32 {
     Sha256::digest(msg).into()

@@ -116,10 +116,18 @@ pub fn check_version(v: &str) -> Result<(), PublishError> {
     if parts.len() != 3 || !parts.iter().all(|p| numeric(p)) {
         return Err(bad());
     }
-    for extra in [pre, build].into_iter().flatten() {
-        if !extra.split('.').all(ident) {
-            return Err(bad());
-        }
+    // Pre-release identifiers that are numeric must not have leading zeros (semver §9).
+    if let Some(pre) = pre
+        && !pre
+            .split('.')
+            .all(|p| ident(p) && (!p.bytes().all(|c| c.is_ascii_digit()) || numeric(p)))
+    {
+        return Err(bad());
+    }
+    if let Some(build) = build
+        && !build.split('.').all(ident)
+    {
+        return Err(bad());
     }
     Ok(())
 }

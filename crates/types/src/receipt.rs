@@ -101,13 +101,17 @@ pub struct Receipt {
     pub nonce: Nonce,
 }
 
-pub(crate) mod checksummed {
+/// Serde for addresses in their EIP-55 checksummed form, the only form read back (alloy's own
+/// serde writes lower case).
+pub mod checksummed {
     use alloy_primitives::Address;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes the checksummed form.
     pub fn serialize<S: Serializer>(a: &Address, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&a.to_checksum(None))
     }
+    /// Reads only the checksummed form.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Address, D::Error> {
         let s = String::deserialize(d)?;
         Address::parse_checksummed(&s, None).map_err(|e| {
