@@ -3,6 +3,7 @@
 //! This crate parses arguments and prints; the work is done by `vouch-engine` (inference and
 //! traces) and `vouch-types` (formats, commitments, receipts). Exit codes are in [`exit`].
 
+mod client;
 mod commands;
 mod exit;
 mod inputs;
@@ -17,7 +18,7 @@ use crate::exit::{CliError, Exit};
 
 /// Verifiable inference: run ONNX models with signed, checkable receipts.
 #[derive(Parser)]
-#[command(name = "vouch", version, about, long_about = None, propagate_version = true)]
+#[command(name = "vouch", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,12 +40,27 @@ enum Command {
     /// Work with receipt files.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Run a node: model hub, inference with receipts, transparency log, over HTTP.
+    Node(commands::node::NodeArgs),
+    /// Read and audit a node's transparency log.
+    #[command(subcommand)]
+    Log(commands::log::LogCommand),
+    /// Run a witness that cosigns a log's checkpoints after checking their consistency.
+    Witness(commands::witness::WitnessArgs),
 }
 
 #[derive(Subcommand)]
 enum ModelCommand {
     /// Show a model's id, signature, opsets and operators, and whether it can run here.
     Inspect(commands::inspect::InspectArgs),
+    /// Publish a model file to a node's hub as owner/name@version, signed by your key.
+    Push(commands::hub::PushArgs),
+    /// List or search a node's models.
+    Ls(commands::hub::LsArgs),
+    /// Show a published version, with its publisher's signature checked.
+    Show(commands::hub::ShowArgs),
+    /// Download a model, checking its bytes against its id.
+    Pull(commands::hub::PullArgs),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +115,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(a) => commands::demo::run(a),
         Command::Keygen(a) => commands::keygen::run(a),
         Command::Model(ModelCommand::Inspect(a)) => commands::inspect::run(a),
+        Command::Model(ModelCommand::Push(a)) => commands::hub::push(a),
+        Command::Model(ModelCommand::Ls(a)) => commands::hub::ls(a),
+        Command::Model(ModelCommand::Show(a)) => commands::hub::show(a),
+        Command::Model(ModelCommand::Pull(a)) => commands::hub::pull(a),
+        Command::Node(a) => commands::node::run(a),
+        Command::Log(c) => commands::log::run(c),
+        Command::Witness(a) => commands::witness::run(a),
         Command::Infer(a) => commands::infer::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Receipt(ReceiptCommand::TypedData(a)) => commands::receipt::typed_data(a),
@@ -129,5 +152,14 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -20,8 +20,32 @@ use crate::{
 /// Arguments of `vouch infer`.
 #[derive(Args)]
 pub struct InferArgs {
-    /// The ONNX model file.
-    model: PathBuf,
+    /// The ONNX model file; with --node, a hub reference `owner/name[@version]` or a model id.
+    model: String,
+    /// Run on this node instead of locally; the answer is verified unless --no-verify.
+    #[arg(long, env = "VOUCH_NODE")]
+    node: Option<String>,
+    /// With --node: longest the call may take, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// With --node: write the log's proof bundle (c2sp.org/tlog-proof) here.
+    #[arg(long, value_name = "FILE")]
+    log_proof: Option<PathBuf>,
+    /// With --node: the log key to trust (`origin+id+base64`) instead of the node's own claim.
+    #[arg(long, value_name = "VKEY")]
+    log_key: Option<String>,
+    /// With --node: a witness key whose cosignature counts (repeatable).
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// With --node: witness cosignatures required on the log checkpoint.
+    #[arg(long, default_value_t = 0)]
+    min_witnesses: usize,
+    /// With --node: the operator address expected to sign.
+    #[arg(long)]
+    operator: Option<String>,
+    /// With --node: skip verifying the answer (not recommended).
+    #[arg(long)]
+    no_verify: bool,
     #[command(flatten)]
     inputs: InputArgs,
     /// Write the signed receipt here.
@@ -78,6 +102,34 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), CliError
 
 /// Runs `vouch infer`.
 pub fn run(a: InferArgs) -> Result<(), CliError> {
+    if let Some(node) = a.node {
+        let operator = match &a.operator {
+            Some(o) => Some(
+                o.parse()
+                    .exit_ctx(Exit::InvalidInput, || "--operator".into())?,
+            ),
+            None => None,
+        };
+        return super::remote::run(super::remote::RemoteInfer {
+            reference: a.model,
+            node: super::hub::NodeUrl {
+                node,
+                timeout: a.timeout,
+            },
+            inputs: a.inputs,
+            out: a.out,
+            outputs: a.outputs,
+            log_proof: a.log_proof,
+            log_key: a.log_key,
+            witnesses: a.witnesses,
+            min_witnesses: a.min_witnesses,
+            operator,
+            no_verify: a.no_verify,
+            max_tensor_bytes: a.engine.max_tensor_bytes,
+            json: a.json,
+        });
+    }
+    let model_path = PathBuf::from(&a.model);
     let config = engine_config(&a.engine)?;
     let nonce = match &a.nonce {
         Some(n) => n
@@ -97,7 +149,7 @@ pub fn run(a: InferArgs) -> Result<(), CliError> {
         .read("Keystore password: ", false)?;
         load_keystore(&path, &pw)?
     };
-    let (_, model) = load_model(&a.model, &config)?;
+    let (_, model) = load_model(&model_path, &config)?;
     let inputs = read_inputs(
         &a.inputs.input,
         a.inputs.input_json.as_deref(),

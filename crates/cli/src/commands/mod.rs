@@ -1,11 +1,16 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod hub;
 pub mod infer;
 pub mod inspect;
 pub mod keygen;
+pub mod log;
+pub mod node;
 pub mod receipt;
+pub mod remote;
 pub mod verify;
+pub mod witness;
 
 use std::path::Path;
 

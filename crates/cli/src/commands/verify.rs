@@ -42,6 +42,18 @@ pub struct VerifyArgs {
     /// Don't re-execute the model, only compare commitments.
     #[arg(long)]
     no_exec: bool,
+    /// A transparency-log proof bundle (c2sp.org/tlog-proof) for the receipt.
+    #[arg(long, value_name = "FILE", requires = "log_key")]
+    log_proof: Option<PathBuf>,
+    /// The log's public key (`origin+id+base64`), to check the proof against.
+    #[arg(long, value_name = "VKEY")]
+    log_key: Option<String>,
+    /// A witness's public key whose cosignature counts (repeatable).
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
+    /// Witness cosignatures required on the log checkpoint.
+    #[arg(long, default_value_t = 0)]
+    min_witnesses: usize,
     #[command(flatten)]
     engine: EngineArgs,
     /// Print JSON.
@@ -49,11 +61,15 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+/// The outcome of one check.
 #[derive(Serialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-enum Status {
+pub enum Status {
+    /// The check was made and holds.
     Pass,
+    /// The check was made and fails.
     Fail,
+    /// The check couldn't be made (what's missing is said).
     NotChecked,
 }
 
@@ -69,7 +85,13 @@ struct Check {
 pub struct Report(Vec<Check>);
 
 impl Report {
-    fn add(&mut self, check: &'static str, status: Status, detail: impl Into<String>) -> Status {
+    /// Records a check.
+    pub fn add(
+        &mut self,
+        check: &'static str,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Status {
         self.0.push(Check {
             check,
             status,
@@ -216,6 +238,16 @@ pub fn check(signed: &SignedReceipt, ev: &Evidence) -> Result<Report, CliError> 
 }
 
 impl Report {
+    /// Keeps only the checks `keep` accepts (by name).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.0.retain(|c| keep(c.check));
+    }
+
+    /// The checks as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.0).expect("checks serialize")
+    }
+
     /// Whether any check failed.
     pub fn failed(&self) -> bool {
         self.0.iter().any(|c| c.status == Status::Fail)
@@ -332,7 +364,22 @@ pub fn run(a: VerifyArgs) -> Result<(), CliError> {
         outputs: outputs.as_ref(),
         no_exec: a.no_exec,
     };
-    let report = check(&signed, &evidence)?;
+    let mut report = check(&signed, &evidence)?;
+    if let (Some(path), Some(key)) = (&a.log_proof, &a.log_key) {
+        let bytes = read_bounded(path, 1 << 20)?;
+        let text = String::from_utf8(bytes).exit_ctx(Exit::InvalidInput, || {
+            format!("{} is not text", path.display())
+        })?;
+        super::remote::check_log_proof(
+            &mut report,
+            &signed,
+            &text,
+            key,
+            true,
+            &a.witnesses,
+            a.min_witnesses,
+        )?;
+    }
     let failed = report.failed();
     if a.json {
         json_out(
