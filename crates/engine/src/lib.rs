@@ -13,6 +13,7 @@ mod convert;
 pub mod inspect;
 mod model;
 pub mod profile;
+mod registry;
 pub mod trace;
 
 pub use inspect::{Dim, ModelInfo, OpName, OpUse, TensorSpec};

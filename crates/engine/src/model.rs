@@ -172,7 +172,7 @@ fn name_unknown_input_dims(proto: &mut ModelProto) {
 /// Whether the engine implements an operator.
 pub fn op_supported(op: &OpName) -> bool {
     thread_local! {
-        static REGISTRY: tract_onnx::Onnx = tract_onnx::onnx();
+        static REGISTRY: tract_onnx::Onnx = crate::registry::onnx();
     }
     KNOWN_DOMAINS.contains(&op.domain.as_str())
         && REGISTRY.with(|onnx| onnx.op_register.0.contains_key(&op.op_type))
@@ -217,7 +217,7 @@ impl Model {
             }
         }
         name_unknown_input_dims(&mut proto);
-        let onnx = tract_onnx::onnx();
+        let onnx = crate::registry::onnx();
         let parsed = onnx
             .parse(&proto, None)
             .map_err(|e| tract_err("parsing the graph", format!("{e:#}")))?;
