@@ -1,8 +1,53 @@
 //! ONNX-ML operators (domain `ai.onnx.ml`) for Vouch's engine: the ones scikit-learn exports
-//! (skl2onnx) use and tract lacks, or implements too slowly, registered into tract's ONNX
-//! operator table.
+//! (skl2onnx) use, implemented as tract operators and registered into tract's ONNX operator
+//! table in place of tract's own where both exist.
+//!
+//! Owns: parsing and validating each node's attributes (every one comes from an untrusted model
+//! file: lengths, indices and tree structure are checked at load, and a bad model is an error
+//! naming the node and attribute, never a panic), and evaluating the operators
+//! deterministically: fixed summation order, no fused multiply-add, and transcendental
+//! functions from the pure-Rust `libm` crate, so outputs are the same bits on every machine,
+//! at every thread count, for a row alone or inside a batch. Each operator is one typed tract
+//! node named after the ONNX node, so its outputs enter the engine's execution trace.
+//!
+//! Does not own: model loading, profiles or traces (`vouch-engine`). Operators over maps and
+//! sequences (ZipMap, DictVectorizer, CastMap) are not registered: Vouch tensors have no map or
+//! sequence type, and the engine refuses such models at load naming the operator;
+//! [`refusal_hint`] says what to do instead.
+//!
+//! Entry point: [`register`]. Semantics follow onnxruntime's CPU kernels (docs/onnx-ml.md lists
+//! every deliberate difference).
+
+mod attrs;
+mod error;
+mod labels;
+mod op;
+mod transform;
+mod tree;
+
+pub use error::MlError;
 
 /// Adds this crate's operators to `onnx`, replacing tract's own where both exist.
 pub fn register(onnx: &mut tract_onnx::Onnx) {
-    let _ = onnx;
+    tree::register(onnx);
+}
+
+/// For an ONNX-ML operator Vouch deliberately does not implement, what to do instead.
+pub fn refusal_hint(op_type: &str) -> Option<&'static str> {
+    Some(match op_type {
+        "ZipMap" => {
+            "ZipMap outputs a sequence of maps, which Vouch tensors can't hold: export the \
+             classifier without it (skl2onnx: options={id(model): {'zipmap': False}}) to get \
+             the probabilities as a [N, classes] tensor"
+        }
+        "DictVectorizer" => {
+            "DictVectorizer takes a map input, which Vouch tensors can't hold: vectorise the \
+             features before the model and give it a dense tensor"
+        }
+        "CastMap" => {
+            "CastMap takes a map input, which Vouch tensors can't hold: give the model a dense \
+             tensor"
+        }
+        _ => return None,
+    })
 }
