@@ -79,11 +79,6 @@ impl<'a> Attrs<'a> {
         Attrs { op, node }
     }
 
-    /// The node's name.
-    pub(crate) fn node_name(&self) -> &str {
-        &self.node.name
-    }
-
     /// An error about attribute `attr`.
     pub(crate) fn error(&self, attr: &str, problem: impl Into<String>) -> MlError {
         MlError::Attribute {
@@ -110,11 +105,6 @@ impl<'a> Attrs<'a> {
             node: self.node.name.clone(),
             problem: problem.into(),
         }
-    }
-
-    /// Whether the node has attribute `name`.
-    pub(crate) fn has(&self, name: &str) -> bool {
-        self.node.attribute.iter().any(|a| a.name == name)
     }
 
     /// The attribute `name` if present, checked to have ONNX type `ty`. Old exporters leave the
@@ -216,27 +206,6 @@ impl<'a> Attrs<'a> {
         decode_tensor(t)
             .map(Some)
             .map_err(|problem| self.error(name, problem))
-    }
-
-    /// An `INTS` attribute whose values must each lie in `0..bound`, as `u32`s.
-    pub(crate) fn indices(&self, name: &str, bound: usize) -> MlResult<Option<Vec<u32>>> {
-        let Some(v) = self.ints(name)? else {
-            return Ok(None);
-        };
-        v.iter()
-            .enumerate()
-            .map(|(i, &x)| {
-                if x >= 0 && (x as u64) < bound as u64 && x <= u32::MAX as i64 {
-                    Ok(x as u32)
-                } else {
-                    Err(self.error(
-                        &format!("{name}[{i}]"),
-                        format!("is {x}, out of range 0..{bound}"),
-                    ))
-                }
-            })
-            .collect::<MlResult<Vec<_>>>()
-            .map(Some)
     }
 
     /// Checks that attribute `name`, if given, has `len` values (`what` says what they match).

@@ -19,9 +19,15 @@
 //! every deliberate difference).
 
 mod attrs;
+mod encoders;
 mod error;
+mod feature_vectors;
+mod imputer;
 mod labels;
+mod linear;
 mod op;
+mod scaling;
+mod svm;
 mod transform;
 mod tree;
 
@@ -30,7 +36,39 @@ pub use error::MlError;
 /// Adds this crate's operators to `onnx`, replacing tract's own where both exist.
 pub fn register(onnx: &mut tract_onnx::Onnx) {
     tree::register(onnx);
+    let reg = &mut onnx.op_register;
+    reg.insert("LinearClassifier", linear::parse_classifier);
+    reg.insert("LinearRegressor", linear::parse_regressor);
+    reg.insert("SVMClassifier", svm::parse_classifier);
+    reg.insert("SVMRegressor", svm::parse_regressor);
+    reg.insert("Scaler", scaling::parse_scaler);
+    reg.insert("Normalizer", scaling::parse_normalizer);
+    reg.insert("Binarizer", scaling::parse_binarizer);
+    reg.insert("Imputer", imputer::parse);
+    reg.insert("OneHotEncoder", encoders::parse_one_hot);
+    reg.insert("LabelEncoder", encoders::parse_label);
+    reg.insert("FeatureVectorizer", feature_vectors::parse_vectorizer);
+    reg.insert("ArrayFeatureExtractor", feature_vectors::parse_extractor);
 }
+
+/// The ONNX-ML operators this crate registers (all in domain `ai.onnx.ml`).
+pub const OPERATORS: [&str; 15] = [
+    "TreeEnsembleClassifier",
+    "TreeEnsembleRegressor",
+    "TreeEnsemble",
+    "LinearClassifier",
+    "LinearRegressor",
+    "SVMClassifier",
+    "SVMRegressor",
+    "Scaler",
+    "Normalizer",
+    "Binarizer",
+    "Imputer",
+    "OneHotEncoder",
+    "LabelEncoder",
+    "FeatureVectorizer",
+    "ArrayFeatureExtractor",
+];
 
 /// For an ONNX-ML operator Vouch deliberately does not implement, what to do instead.
 pub fn refusal_hint(op_type: &str) -> Option<&'static str> {

@@ -83,7 +83,21 @@ impl<K: Kernel> EvalOp for MlOp<K> {
                 inputs.len()
             );
         }
-        let refs: TVec<&Tensor> = inputs.iter().map(|t| &**t).collect();
+        // tract types some int64 values (shape arithmetic, casts of them) as its symbolic
+        // dimension type: such inputs are read as the int64 they hold.
+        let cast: TVec<Option<Tensor>> = inputs
+            .iter()
+            .map(|t| {
+                (t.datum_type() == DatumType::TDim)
+                    .then(|| t.cast_to::<i64>().map(|c| c.into_owned()))
+                    .transpose()
+            })
+            .collect::<TractResult<_>>()?;
+        let refs: TVec<&Tensor> = inputs
+            .iter()
+            .zip(&cast)
+            .map(|(t, c)| c.as_ref().unwrap_or(t))
+            .collect();
         let outputs = self.0.eval(&refs)?;
         Ok(outputs.into_iter().map(IntoTValue::into_tvalue).collect())
     }
@@ -107,7 +121,10 @@ impl<K: Kernel> TypedOp for MlOp<K> {
     }
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let types: TVec<DatumType> = inputs.iter().map(|f| f.datum_type).collect();
+        let types: TVec<DatumType> = inputs
+            .iter()
+            .map(|f| int64_for_tdim(f.datum_type))
+            .collect();
         let shapes: TVec<TVec<TDim>> = inputs.iter().map(|f| f.shape.to_tvec()).collect();
         let types = self.0.output_types(&types)?;
         let shapes = self.0.output_shapes(&shapes)?;
@@ -129,6 +146,7 @@ impl<K: Kernel> InferenceRulesOp for MlOp<K> {
         check_input_arity(inputs, self.0.n_inputs())?;
         check_output_arity(outputs, self.0.n_outputs())?;
         s.given_all(inputs.iter().map(|i| &i.datum_type), move |s, types| {
+            let types: TVec<DatumType> = types.into_iter().map(int64_for_tdim).collect();
             for (o, dt) in outputs.iter().zip(self.0.output_types(&types)?) {
                 s.equals(&o.datum_type, dt)?;
             }
@@ -164,6 +182,15 @@ impl<K: Kernel> InferenceRulesOp for MlOp<K> {
     ) -> TractResult<TVec<OutletId>> {
         let inputs: TVec<OutletId> = node.inputs.iter().map(|i| mapping[i]).collect();
         target.wire_node(&node.name, self.clone(), &inputs)
+    }
+}
+
+/// tract's symbolic-dimension type holds int64 values: kernels see it as int64.
+fn int64_for_tdim(dt: DatumType) -> DatumType {
+    if dt == DatumType::TDim {
+        DatumType::I64
+    } else {
+        dt
     }
 }
 

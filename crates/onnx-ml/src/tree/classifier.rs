@@ -184,7 +184,8 @@ impl TreeClassifier {
 }
 
 /// onnxruntime's `write_scores`: applies the post-transform to a row of scores (in f32), or
-/// expands a single binary score into two columns according to `second`.
+/// expands a single binary score into two columns according to `second`. A class no tree voted
+/// for (and no base value reached) counts as 0, as onnxruntime reads such a score.
 fn write_scores<A: super::Float>(
     preds: &[Score<A>],
     post: PostTransform,
@@ -193,16 +194,21 @@ fn write_scores<A: super::Float>(
 ) {
     if preds.len() >= 2 {
         for (o, p) in out.iter_mut().zip(preds) {
-            *o = p.v.to_f32();
+            *o = p.value().to_f32();
         }
         post.apply_row(&mut out[..preds.len()]);
         return;
     }
-    let s = preds[0].v;
+    let s = preds[0].value();
     match (second, post) {
         (_, PostTransform::Probit) => {
             out[0] = probit(s.to_f32());
             out[1] = 0.0;
+        }
+        (0 | 1, PostTransform::Logistic) => {
+            let p = logistic(s.to_f32());
+            out[0] = 1.0 - p;
+            out[1] = p;
         }
         (0 | 1, _) => {
             out[0] = (A::ONE - s).to_f32();

@@ -82,6 +82,11 @@ impl<A: Float> Score<A> {
         has: false,
     };
 
+    /// The score as onnxruntime reads it out: 0 when nothing set it.
+    pub(crate) fn value(&self) -> A {
+        if self.has { self.v } else { A::ZERO }
+    }
+
     #[inline(always)]
     fn add(&mut self, aggregate: Aggregate, w: A) {
         match aggregate {

@@ -137,12 +137,19 @@ impl TreeRegressor {
             for row in scores.chunks(nt) {
                 for (j, s) in row.iter().enumerate() {
                     let b = if use_base { base(j) } else { A::ZERO };
-                    values.push(match self.aggregate {
-                        Aggregate::Sum if use_base => s.v + b,
-                        Aggregate::Sum => s.v,
-                        Aggregate::Average if use_base => s.v / n_trees + b,
-                        Aggregate::Average => s.v / n_trees,
-                        Aggregate::Min | Aggregate::Max => b + if s.has { s.v } else { A::ZERO },
+                    // A target no tree voted for reads as 0, base value or not, as in
+                    // onnxruntime.
+                    values.push(if !s.has {
+                        A::ZERO
+                    } else {
+                        match self.aggregate {
+                            Aggregate::Sum if use_base => s.v + b,
+                            Aggregate::Sum => s.v,
+                            Aggregate::Average if use_base => s.v / n_trees + b,
+                            Aggregate::Average => s.v / n_trees,
+                            // onnxruntime starts from the base value, or 0.
+                            Aggregate::Min | Aggregate::Max => b + s.v,
+                        }
                     });
                 }
             }

@@ -154,6 +154,12 @@ fn build<T: Float>(
                     .position(|v| v.is_nan())
                     .unwrap_or(members.len() - start);
                 member_pos = start + len + 1;
+                if len == 0 {
+                    return Err(attrs.error(
+                        "membership_values",
+                        format!("gives no value for the set of BRANCH_MEMBER node {i}"),
+                    ));
+                }
                 SourceNode::Member {
                     feature: feature as u32,
                     values: members[start..start + len].to_vec(),
