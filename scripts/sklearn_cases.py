@@ -743,6 +743,16 @@ def svm_hand_built(out):
                         [vi("label", TensorProto.STRING, [None]), vi("scores", TensorProto.FLOAT, [None, 3])])
         save(out, f"svm_classifier_{kernel.lower()}_strings", m,
              {"X": rng.normal(size=(8, 3)).astype(np.float32)})
+    for n, labels in [(3, {"classlabels_ints": [4, 5, 6]}), (2, {"classlabels_ints": [0, 1]})]:
+        # liblinear mode: no support vectors, one coefficient row per class.
+        node = helper.make_node(
+            "SVMClassifier", ["X"], ["label", "scores"], domain=ML, kernel_type="LINEAR",
+            kernel_params=[0.0, 0.0, 0.0],
+            coefficients=rng.normal(size=3 * n).tolist(), rho=[0.2], post_transform="NONE", **labels)
+        m = graph_model([node], [vi("X", TensorProto.FLOAT, [None, 3])],
+                        [vi("label", TensorProto.INT64, [None]), vi("scores", TensorProto.FLOAT, [None, n])])
+        save(out, f"svm_classifier_liblinear_{n}_classes", m,
+             {"X": rng.normal(size=(8, 3)).astype(np.float32)})
     for one_class in [0, 1]:
         node = helper.make_node(
             "SVMRegressor", ["X"], ["Y"], domain=ML, kernel_type="RBF", kernel_params=[0.3, 0, 0],

@@ -140,7 +140,8 @@ impl Kernel for OneHotEncoder {
         // Numbers are truncated to int64 as C++'s cast does; values no int64 can hold (NaN,
         // infinities, out of range) match no category.
         let trunc = |v: f64| -> Option<Key> {
-            (v.is_finite() && v >= -9.223_372_036_854_776e18 && v < 9.223_372_036_854_776e18)
+            (-9.223_372_036_854_776e18..9.223_372_036_854_776e18)
+                .contains(&v)
                 .then(|| Key::Int(v.trunc() as i64))
         };
         let keys: Vec<Option<Key>> = match x.datum_type() {

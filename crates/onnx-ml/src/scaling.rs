@@ -236,14 +236,13 @@ impl Kernel for Normalizer {
         };
         let mut out = vec![0f32; x.len()];
         let stride = stride(shape);
-        if stride > 0 {
-            // Along dimension 1: groups of `stride` values `step` apart.
+        // Along dimension 1: groups of `stride` values `step` apart (none when a size is 0).
+        if let Some(groups) = x.len().checked_div(stride) {
             let step: usize = if shape.len() > 1 {
                 shape[2..].iter().product()
             } else {
                 1
             };
-            let groups = x.len() / stride;
             for n in 0..groups {
                 let offset = (n % step) + (n / step) * (stride * step);
                 self.group(&x, &sq, &mut out, offset, stride, step);

@@ -362,7 +362,9 @@ impl SvmClassifier {
                         for i in 0..n - 1 {
                             for j in i + 1..n {
                                 let p = 1.0 - logistic(pair_scores[idx] * a[idx] + b[idx]);
-                                let p = p.max(1.0e-7).min(1.0 - 1.0e-7);
+                                // Clamped as C++'s std::max/std::min do (NaN stays NaN).
+                                let p = if p < 1.0e-7 { 1.0e-7 } else { p };
+                                let p = if 1.0 - 1.0e-7 < p { 1.0 - 1.0e-7 } else { p };
                                 r[i * n + j] = p;
                                 r[j * n + i] = 1.0 - p;
                                 idx += 1;

@@ -81,16 +81,12 @@ impl TreeClassifier {
         let n = preds.len();
         let base = |k: usize| A::from_f64(self.base_values[k]);
         if n > 2 {
-            for k in 0..self.base_values.len() {
-                let p = &mut preds[k];
-                if p.has {
-                    p.v = p.v + base(k);
-                } else {
-                    *p = Score {
-                        v: base(k),
-                        has: true,
-                    };
-                }
+            for (p, &b) in preds.iter_mut().zip(&self.base_values) {
+                let b = A::from_f64(b);
+                *p = Score {
+                    v: if p.has { p.v + b } else { b },
+                    has: true,
+                };
             }
             let mut best: Option<(usize, A)> = None;
             for (k, p) in preds.iter().enumerate() {
@@ -245,7 +241,8 @@ impl Kernel for TreeClassifier {
     }
 
     fn output_shapes(&self, inputs: &[TVec<TDim>]) -> MlResult<TVec<TVec<TDim>>> {
-        let (n, _) = batch_dims(OP, &inputs[0])?;
+        let (n, c) = batch_dims(OP, &inputs[0])?;
+        self.trees.check_width(OP, &c)?;
         Ok(tvec!(tvec!(n.clone()), tvec!(n, self.labels.len().into())))
     }
 

@@ -412,12 +412,12 @@ impl<T: Float> Ensemble<T> {
                         };
                         let first = placed[i] as usize;
                         let last = first + chain_len(&source[i]) - 1;
-                        for k in first..=last {
-                            nodes[k].a = placed[on_true];
-                            nodes[k].b = if k == last {
+                        for (k, node) in nodes[first..=last].iter_mut().enumerate() {
+                            node.a = placed[on_true];
+                            node.b = if first + k == last {
                                 placed[on_false]
                             } else {
-                                k as u32 + 1
+                                (first + k + 1) as u32
                             };
                         }
                     }

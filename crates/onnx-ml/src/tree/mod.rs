@@ -14,7 +14,8 @@ mod v5;
 
 use std::borrow::Cow;
 
-use tract_onnx::prelude::{DatumType, Tensor};
+use tract_onnx::prelude::{DatumType, TDim, Tensor};
+use tract_onnx::tract_hir::internal::DimLike;
 
 pub(crate) use ensemble::{Ensemble, Float, Vote, Widen};
 
@@ -131,6 +132,27 @@ impl Trees {
         }
     }
 
+    /// Checks a declared input width against the features the trees test.
+    pub(crate) fn check_width(&self, op: &'static str, width: &TDim) -> MlResult<()> {
+        if let Ok(w) = width.to_usize() {
+            self.check_features(op, w)?;
+        }
+        Ok(())
+    }
+
+    fn check_features(&self, op: &'static str, width: usize) -> MlResult<()> {
+        if width < self.min_width() {
+            return Err(input_error(
+                op,
+                format!(
+                    "the trees test feature {}, but the input has {width} feature(s) per row",
+                    self.min_width() - 1
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks an input type against the thresholds' precision.
     pub(crate) fn check_input(&self, op: &'static str, dt: DatumType) -> MlResult<()> {
         crate::op::check_numeric(op, dt)?;
@@ -155,15 +177,7 @@ impl Trees {
     ) -> MlResult<(usize, RowScores)> {
         self.check_input(op, input.datum_type())?;
         let (rows, width) = batch_of(op, input)?;
-        if width < self.min_width() {
-            return Err(input_error(
-                op,
-                format!(
-                    "the trees test feature {}, but the input has {width} feature(s) per row",
-                    self.min_width() - 1
-                ),
-            ));
-        }
+        self.check_features(op, width)?;
         let scores = match (self, input.datum_type()) {
             (Trees::F32(e), DatumType::F64) => RowScores::F64(score_rows(
                 e,

@@ -197,7 +197,8 @@ impl Kernel for TreeRegressor {
     }
 
     fn output_shapes(&self, inputs: &[TVec<TDim>]) -> MlResult<TVec<TVec<TDim>>> {
-        let (n, _) = batch_dims(self.op, &inputs[0])?;
+        let (n, c) = batch_dims(self.op, &inputs[0])?;
+        self.trees.check_width(self.op, &c)?;
         Ok(tvec!(tvec!(n, self.trees.n_targets().into())))
     }
 
