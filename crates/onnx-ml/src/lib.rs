@@ -89,3 +89,29 @@ pub fn refusal_hint(op_type: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_operator_is_registered_and_refused_ones_are_not() {
+        let mut onnx = tract_onnx::onnx();
+        register(&mut onnx);
+        for op in OPERATORS {
+            assert!(
+                onnx.op_register.0.contains_key(op),
+                "{op} is not registered"
+            );
+        }
+        for op in ["ZipMap", "DictVectorizer", "CastMap"] {
+            assert!(
+                !onnx.op_register.0.contains_key(op),
+                "{op} must stay unregistered"
+            );
+            assert!(refusal_hint(op).is_some(), "{op} needs a hint");
+        }
+        assert!(refusal_hint("ZipMap").unwrap().contains("'zipmap': False"));
+        assert_eq!(refusal_hint("TreeEnsembleClassifier"), None);
+    }
+}

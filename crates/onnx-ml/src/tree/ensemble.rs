@@ -218,9 +218,8 @@ const MODE_MASK: u32 = 0x7;
 const LEAF_MODE: u32 = 7;
 const MISSING_TRUE: u32 = 1 << 31;
 
-/// A laid-out node. Branch: `a`/`b` are the true/false children. Leaf: with one target,
-/// `value` is its (first) weight; with several, `a..a+b` is its range in
-/// [`Ensemble::weights`].
+/// A laid-out node. Branch: `a`/`b` are the true/false children. Leaf: `a` = `b` = its own
+/// index, and with one target `value` is its (first) weight.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Node<T> {
     value: T,
@@ -260,6 +259,8 @@ pub(crate) struct Ensemble<T> {
     roots: Vec<u32>,
     /// Leaf votes when there are several targets: `(target, weight)`.
     weights: Vec<(u32, T)>,
+    /// With several targets, each leaf's range in `weights` as `(start, len)`, by node index.
+    leaf_votes: Vec<(u32, u32)>,
     n_targets: usize,
     /// Largest feature index any reachable branch tests.
     max_feature: Option<usize>,
@@ -295,6 +296,7 @@ impl<T: Float> Ensemble<T> {
         let mut on_path = vec![false; n];
         let mut nodes: Vec<Node<T>> = Vec::with_capacity(n);
         let mut weights: Vec<(u32, T)> = vec![];
+        let mut leaf_votes: Vec<(u32, u32)> = vec![];
         let mut max_feature: Option<usize> = None;
         let mut out_roots = Vec::with_capacity(roots.len());
         enum Step {
@@ -338,25 +340,25 @@ impl<T: Float> Ensemble<T> {
                                         "leaf {i} votes for target {t}, but there are {n_targets}"
                                     )));
                                 }
-                                let leaf = if n_targets == 1 {
-                                    Node {
-                                        value: votes[0].1,
-                                        word: LEAF_MODE << MODE_SHIFT,
-                                        a: 0,
-                                        b: 0,
-                                    }
+                                // A leaf leads to itself, so a walk can take a step from
+                                // it without leaving it.
+                                let here = nodes.len() as u32;
+                                let value = if n_targets == 1 {
+                                    votes[0].1
                                 } else {
-                                    let start = weights.len();
+                                    let start = u32::try_from(weights.len())
+                                        .map_err(|_| err("too many leaf weights".into()))?;
                                     weights.extend_from_slice(votes);
-                                    Node {
-                                        value: T::ZERO,
-                                        word: LEAF_MODE << MODE_SHIFT,
-                                        a: u32::try_from(start)
-                                            .map_err(|_| err("too many leaf weights".into()))?,
-                                        b: votes.len() as u32,
-                                    }
+                                    leaf_votes.resize(nodes.len(), (0, 0));
+                                    leaf_votes.push((start, votes.len() as u32));
+                                    T::ZERO
                                 };
-                                nodes.push(leaf);
+                                nodes.push(Node {
+                                    value,
+                                    word: LEAF_MODE << MODE_SHIFT,
+                                    a: here,
+                                    b: here,
+                                });
                                 continue;
                             }
                             SourceNode::Branch {
@@ -434,8 +436,12 @@ impl<T: Float> Ensemble<T> {
             }
             uniform = Some(node.mode());
         }
+        if n_targets > 1 {
+            leaf_votes.resize(nodes.len(), (0, 0));
+        }
         Ok(Ensemble {
             nodes,
+            leaf_votes,
             roots: out_roots,
             weights,
             n_targets,
@@ -463,77 +469,82 @@ impl<T: Float> Ensemble<T> {
         self.max_feature.map_or(0, |f| f + 1)
     }
 
-    /// The vote of tree `tree` for `row`. The caller must have checked `tree < self.n_trees()`
-    /// and `row.len() >= self.min_width()`.
-    #[inline]
-    pub(crate) fn vote<X>(&self, tree: usize, row: &[X]) -> Vote<'_, T>
-    where
-        X: Float,
-        T: Widen<X>,
-    {
-        let leaf = &self.nodes[self.find_leaf(self.roots[tree] as usize, row)];
+    /// Root node of tree `tree`.
+    pub(crate) fn root(&self, tree: usize) -> u32 {
+        self.roots[tree]
+    }
+
+    /// The vote of the leaf at node `leaf`.
+    #[inline(always)]
+    pub(crate) fn vote(&self, leaf: u32) -> Vote<'_, T> {
+        let leaf = leaf as usize;
         if self.n_targets == 1 {
-            Vote::One(leaf.value)
+            Vote::One(self.nodes[leaf].value)
         } else {
-            let start = leaf.a as usize;
-            Vote::Many(&self.weights[start..start + leaf.b as usize])
+            let (start, len) = self.leaf_votes[leaf];
+            Vote::Many(&self.weights[start as usize..(start + len) as usize])
         }
     }
 
-    #[inline(always)]
-    fn find_leaf<X>(&self, root: usize, row: &[X]) -> usize
+    /// Walks [`LANES`] independent (start node, row) lanes down to their leaves at once, and
+    /// returns the leaves. Interleaving independent walks lets the CPU overlap their memory
+    /// loads; each lane's path is exactly its own walk. The caller must have checked that every
+    /// row has at least `min_width()` features.
+    #[inline]
+    pub(crate) fn leaves<X>(&self, mut at: [u32; LANES], rows: [&[X]; LANES]) -> [u32; LANES]
     where
         X: Float,
         T: Widen<X>,
     {
-        match self.uniform {
-            Some(Mode::Leq) => self.walk(root, row, |x, t| x <= t),
-            Some(Mode::Lt) => self.walk(root, row, |x, t| x < t),
-            Some(Mode::Gte) => self.walk(root, row, |x, t| x >= t),
-            Some(Mode::Gt) => self.walk(root, row, |x, t| x > t),
-            Some(Mode::Eq) => self.walk(root, row, |x, t| x == t),
-            Some(Mode::Neq) => self.walk(root, row, |x, t| x != t),
-            None => {
-                let nodes = &self.nodes[..];
-                let mut i = root;
-                loop {
-                    let node = &nodes[i];
-                    if node.is_leaf() {
-                        return i;
-                    }
-                    let x = row[node.feature()];
-                    let go_true = node.mode().test(x, node.value.widen())
-                        || (node.missing_true() && x.is_nan());
-                    i = if go_true { node.a } else { node.b } as usize;
-                }
-            }
+        if self.max_feature.is_none() {
+            return at; // every tree is a single leaf (and rows may have no feature to read)
         }
+        match self.uniform {
+            Some(Mode::Leq) => self.walk(&mut at, rows, |x, n| x <= n.value.widen()),
+            Some(Mode::Lt) => self.walk(&mut at, rows, |x, n| x < n.value.widen()),
+            Some(Mode::Gte) => self.walk(&mut at, rows, |x, n| x >= n.value.widen()),
+            Some(Mode::Gt) => self.walk(&mut at, rows, |x, n| x > n.value.widen()),
+            Some(Mode::Eq) => self.walk(&mut at, rows, |x, n| x == n.value.widen()),
+            Some(Mode::Neq) => self.walk(&mut at, rows, |x, n| x != n.value.widen()),
+            None => self.walk(&mut at, rows, |x, n| {
+                n.mode().test(x, n.value.widen()) || (n.missing_true() && x.is_nan())
+            }),
+        }
+        at
     }
 
-    /// The walk when every branch uses the comparison `test` and NaN always goes false (a
-    /// failed comparison), the common case of scikit-learn's `<=` trees.
+    /// Steps every lane to the child `go_true` picks until no lane moves (all at leaves, which
+    /// lead to themselves). Terminates: trees are acyclic, so a lane moves at most depth times.
     #[inline(always)]
-    fn walk<X>(&self, root: usize, row: &[X], test: impl Fn(X, X) -> bool) -> usize
-    where
+    fn walk<X>(
+        &self,
+        at: &mut [u32; LANES],
+        rows: [&[X]; LANES],
+        go_true: impl Fn(X, &Node<T>) -> bool,
+    ) where
         X: Float,
         T: Widen<X>,
     {
         let nodes = &self.nodes[..];
-        let mut i = root;
         loop {
-            let node = &nodes[i];
-            if node.is_leaf() {
-                return i;
+            let mut moved = false;
+            for (i, row) in at.iter_mut().zip(rows) {
+                let node = &nodes[*i as usize];
+                // A leaf tests feature 0, which exists since some branch tests a feature.
+                let x = row[node.feature()];
+                let next = if go_true(x, node) { node.a } else { node.b };
+                moved |= next != *i;
+                *i = next;
             }
-            let x = row[node.feature()];
-            i = if test(x, node.value.widen()) {
-                node.a
-            } else {
-                node.b
-            } as usize;
+            if !moved {
+                return;
+            }
         }
     }
 }
+
+/// How many walks [`Ensemble::leaves`] interleaves.
+pub(crate) const LANES: usize = 8;
 
 fn branch<T: Float>(mode: Mode, feature: u32, threshold: T, missing_true: bool) -> Node<T> {
     let mut word = (feature & MAX_FEATURE) | ((mode as u32) << MODE_SHIFT);
@@ -604,7 +615,8 @@ mod tests {
     fn run(e: &Ensemble<f32>, row: &[f32]) -> Vec<f32> {
         let mut out = vec![];
         for tree in 0..e.n_trees() {
-            match e.vote(tree, row) {
+            let leaf = e.leaves([e.root(tree); LANES], [row; LANES])[0];
+            match e.vote(leaf) {
                 Vote::One(w) => out.push(w),
                 Vote::Many(ws) => out.extend(ws.iter().map(|w| w.1)),
             }

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use tract_onnx::prelude::{DatumType, TDim, Tensor};
 use tract_onnx::tract_hir::internal::DimLike;
 
-pub(crate) use ensemble::{Ensemble, Float, Vote, Widen};
+pub(crate) use ensemble::{Ensemble, Float, LANES, Vote, Widen};
 
 use crate::attrs::Attrs;
 use crate::error::{MlResult, input_error};
@@ -222,24 +222,71 @@ where
     X: Float,
     T: Widen<X>,
 {
+    // One specialised loop per aggregate, so the hot loop has no dispatch.
+    match aggregate {
+        Aggregate::Sum | Aggregate::Average => {
+            score_rows_with(e, x, rows, width, |s: &mut Score<X>, w| {
+                s.add(Aggregate::Sum, w)
+            })
+        }
+        Aggregate::Min => score_rows_with(e, x, rows, width, |s, w| s.add(Aggregate::Min, w)),
+        Aggregate::Max => score_rows_with(e, x, rows, width, |s, w| s.add(Aggregate::Max, w)),
+    }
+}
+
+#[inline(always)]
+fn score_rows_with<T, X>(
+    e: &Ensemble<T>,
+    x: &[X],
+    rows: usize,
+    width: usize,
+    add: impl Fn(&mut Score<X>, X),
+) -> Vec<Score<X>>
+where
+    X: Float,
+    T: Widen<X>,
+{
     let nt = e.n_targets();
     let mut scores = vec![Score::EMPTY; rows * nt];
-    for block in (0..rows).step_by(BLOCK_ROWS) {
-        let end = (block + BLOCK_ROWS).min(rows);
-        for tree in 0..e.n_trees() {
-            for r in block..end {
-                let row = &x[r * width..(r + 1) * width];
-                let out = &mut scores[r * nt..(r + 1) * nt];
-                match e.vote(tree, row) {
-                    Vote::One(w) => out[0].add(aggregate, w.widen()),
-                    Vote::Many(votes) => {
-                        for &(t, w) in votes {
-                            out[t as usize].add(aggregate, w.widen());
-                        }
+    // The (tree, row) pairs in order: row blocks, then trees, then the block's rows. Each row
+    // thus meets the trees in model order whatever the batch. Pairs are walked LANES at a time
+    // (several rows of one tree, or several trees of one row), then their votes are added in
+    // pair order.
+    let mut lanes: [(u32, usize); LANES] = [(0, 0); LANES];
+    let mut filled = 0;
+    let flush = |lanes: &[(u32, usize); LANES], n: usize, scores: &mut [Score<X>]| {
+        let rows_of = lanes.map(|(_, r)| &x[r * width..(r + 1) * width]);
+        let leaves = e.leaves(lanes.map(|(root, _)| root), rows_of);
+        for (&leaf, &(_, r)) in leaves.iter().zip(lanes).take(n) {
+            let out = &mut scores[r * nt..(r + 1) * nt];
+            match e.vote(leaf) {
+                Vote::One(w) => add(&mut out[0], w.widen()),
+                Vote::Many(votes) => {
+                    for &(t, w) in votes {
+                        add(&mut out[t as usize], w.widen());
                     }
                 }
             }
         }
+    };
+    for block in (0..rows).step_by(BLOCK_ROWS) {
+        let end = (block + BLOCK_ROWS).min(rows);
+        for tree in 0..e.n_trees() {
+            for r in block..end {
+                lanes[filled] = (e.root(tree), r);
+                filled += 1;
+                if filled == LANES {
+                    flush(&lanes, LANES, &mut scores);
+                    filled = 0;
+                }
+            }
+        }
+    }
+    if filled > 0 {
+        // Unused lanes repeat the last pair; their results are dropped.
+        let last = lanes[filled - 1];
+        lanes[filled..].fill(last);
+        flush(&lanes, filled, &mut scores);
     }
     scores
 }
