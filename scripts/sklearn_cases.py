@@ -45,6 +45,7 @@ def tensor_json(a):
     if a.dtype.kind in "OUS":
         return {"dtype": "string", "shape": list(a.shape), "data": [str(v) for v in a.ravel()]}
     dtype = {"float32": "float32", "float64": "float64", "int64": "int64", "int32": "int32",
+             "int16": "int16",
              "bool": "bool", "uint8": "uint8", "int8": "int8"}[str(a.dtype)]
     data = a.ravel().tolist()
     if a.dtype.kind == "f":
@@ -867,6 +868,14 @@ def preprocessing_hand_built(out):
     m = graph_model([node], [vi("X", TensorProto.INT64, [None])], [vi("Y", TensorProto.DOUBLE, [None])],
                     opsets={"": 21, ML: 4})
     save(out, "label_encoder_tensors", m, {"X": np.array([5, 1, 3, 9], np.int64)})
+    node = helper.make_node(
+        "LabelEncoder", ["X"], ["Y"], domain=ML,
+        keys_tensor=numpy_helper.from_array(np.array(["a", "b", "c"], dtype=object)),
+        values_tensor=numpy_helper.from_array(np.array([7, -3, 300], np.int16)),
+        default_tensor=numpy_helper.from_array(np.array([42], np.int16)))
+    m = graph_model([node], [vi("X", TensorProto.STRING, [None])], [vi("Y", TensorProto.INT16, [None])],
+                    opsets={"": 21, ML: 4})
+    save(out, "label_encoder_string_to_int16", m, {"X": np.array(["c", "zz", "a"])})
     node = helper.make_node("OneHotEncoder", ["X"], ["Y"], domain=ML, cats_int64s=[4, 2, 8], zeros=1)
     m = graph_model([node], [vi("X", TensorProto.DOUBLE, [None, 2])], [vi("Y", TensorProto.FLOAT, [None, 2, 3])])
     save(out, "one_hot_encoder_double_input", m, {"X": np.array([[2.0, 8.9], [4.0, 5.0]], np.float64)})

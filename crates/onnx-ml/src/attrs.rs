@@ -19,6 +19,8 @@ const STRINGS: i32 = 8;
 const DT_FLOAT: i32 = 1;
 const DT_UINT8: i32 = 2;
 const DT_INT8: i32 = 3;
+const DT_UINT16: i32 = 4;
+const DT_INT16: i32 = 5;
 const DT_INT32: i32 = 6;
 const DT_INT64: i32 = 7;
 const DT_STRING: i32 = 8;
@@ -197,6 +199,12 @@ impl<'a> Attrs<'a> {
 
     /// A `TENSOR` attribute, flattened.
     pub(crate) fn tensor(&self, name: &str) -> MlResult<Option<TensorValues>> {
+        Ok(self.typed_tensor(name)?.map(|(_, v)| v))
+    }
+
+    /// A `TENSOR` attribute, flattened, with its ONNX element type code (integers of every
+    /// width are widened to int64 in the values).
+    pub(crate) fn typed_tensor(&self, name: &str) -> MlResult<Option<(i32, TensorValues)>> {
         let Some(a) = self.get(name, TENSOR, "a tensor")? else {
             return Ok(None);
         };
@@ -204,7 +212,7 @@ impl<'a> Attrs<'a> {
             a.t.as_ref()
                 .ok_or_else(|| self.error(name, "is a tensor attribute without a tensor"))?;
         decode_tensor(t)
-            .map(Some)
+            .map(|v| Some((t.data_type, v)))
             .map_err(|problem| self.error(name, problem))
     }
 
@@ -313,6 +321,24 @@ fn decode_tensor(t: &TensorProto) -> Result<TensorValues, String> {
             TensorValues::I64(raw.iter().map(|&b| b as i8 as i64).collect())
         }
         DT_INT8 => TensorValues::I64(t.int32_data.iter().map(|&v| v as i8 as i64).collect()),
+        DT_INT16 if !raw.is_empty() => {
+            check_raw(raw.len(), 2)?;
+            TensorValues::I64(
+                le_chunks::<2>(raw)
+                    .map(|b| i16::from_le_bytes(b) as i64)
+                    .collect(),
+            )
+        }
+        DT_INT16 => TensorValues::I64(t.int32_data.iter().map(|&v| v as i16 as i64).collect()),
+        DT_UINT16 if !raw.is_empty() => {
+            check_raw(raw.len(), 2)?;
+            TensorValues::I64(
+                le_chunks::<2>(raw)
+                    .map(|b| u16::from_le_bytes(b) as i64)
+                    .collect(),
+            )
+        }
+        DT_UINT16 => TensorValues::I64(t.int32_data.iter().map(|&v| v as u16 as i64).collect()),
         DT_UINT8 if !raw.is_empty() => TensorValues::U8(raw.clone()),
         DT_UINT8 => TensorValues::U8(t.int32_data.iter().map(|&v| v as u8).collect()),
         DT_STRING => TensorValues::Str(

@@ -39,6 +39,26 @@ fn keys_of(op: &'static str, t: &Tensor) -> MlResult<Vec<Key>> {
             .iter()
             .map(|&v| Key::Int(v))
             .collect(),
+        DatumType::I32 => slice_of::<i32>(op, t)?
+            .iter()
+            .map(|&v| Key::Int(v as i64))
+            .collect(),
+        DatumType::I16 => slice_of::<i16>(op, t)?
+            .iter()
+            .map(|&v| Key::Int(v as i64))
+            .collect(),
+        DatumType::I8 => slice_of::<i8>(op, t)?
+            .iter()
+            .map(|&v| Key::Int(v as i64))
+            .collect(),
+        DatumType::U16 => slice_of::<u16>(op, t)?
+            .iter()
+            .map(|&v| Key::Int(v as i64))
+            .collect(),
+        DatumType::U8 => slice_of::<u8>(op, t)?
+            .iter()
+            .map(|&v| Key::Int(v as i64))
+            .collect(),
         DatumType::String => slice_of::<String>(op, t)?
             .iter()
             .map(|s| Key::Text(s.clone()))
@@ -178,10 +198,10 @@ impl Kernel for OneHotEncoder {
     }
 }
 
-/// LabelEncoder outputs.
+/// LabelEncoder keys or values (integers of any width held as i64, with their type).
 #[derive(Clone, Debug)]
 enum Outputs {
-    Int(Vec<i64>),
+    Int(Vec<i64>, DatumType),
     Text(Vec<String>),
     F32(Vec<f32>),
     F64(Vec<f64>),
@@ -190,7 +210,7 @@ enum Outputs {
 impl Outputs {
     fn len(&self) -> usize {
         match self {
-            Outputs::Int(v) => v.len(),
+            Outputs::Int(v, _) => v.len(),
             Outputs::Text(v) => v.len(),
             Outputs::F32(v) => v.len(),
             Outputs::F64(v) => v.len(),
@@ -199,7 +219,7 @@ impl Outputs {
 
     fn datum_type(&self) -> DatumType {
         match self {
-            Outputs::Int(_) => DatumType::I64,
+            Outputs::Int(_, dt) => *dt,
             Outputs::Text(_) => DatumType::String,
             Outputs::F32(_) => DatumType::F32,
             Outputs::F64(_) => DatumType::F64,
@@ -227,8 +247,44 @@ impl Outputs {
                     .collect(),
             )
         }
+        fn narrow<T: Datum + Clone>(v: &[i64], f: impl Fn(i64) -> T) -> Vec<T> {
+            v.iter().map(|&x| f(x)).collect()
+        }
         match (self, default) {
-            (Outputs::Int(v), Outputs::Int(d)) => take(v, d, picks, shape),
+            // The values came from their type, so narrowing them back is exact.
+            (Outputs::Int(v, dt), Outputs::Int(d, _)) => match dt {
+                DatumType::I32 => take(
+                    &narrow(v, |x| x as i32),
+                    &narrow(d, |x| x as i32),
+                    picks,
+                    shape,
+                ),
+                DatumType::I16 => take(
+                    &narrow(v, |x| x as i16),
+                    &narrow(d, |x| x as i16),
+                    picks,
+                    shape,
+                ),
+                DatumType::I8 => take(
+                    &narrow(v, |x| x as i8),
+                    &narrow(d, |x| x as i8),
+                    picks,
+                    shape,
+                ),
+                DatumType::U16 => take(
+                    &narrow(v, |x| x as u16),
+                    &narrow(d, |x| x as u16),
+                    picks,
+                    shape,
+                ),
+                DatumType::U8 => take(
+                    &narrow(v, |x| x as u8),
+                    &narrow(d, |x| x as u8),
+                    picks,
+                    shape,
+                ),
+                _ => take(v, d, picks, shape),
+            },
             (Outputs::Text(v), Outputs::Text(d)) => take(v, d, picks, shape),
             (Outputs::F32(v), Outputs::F32(d)) => take(v, d, picks, shape),
             (Outputs::F64(v), Outputs::F64(d)) => take(v, d, picks, shape),
@@ -270,10 +326,7 @@ impl LabelEncoder {
         let values = one_of(attrs, "values")?;
         attrs.check_len(values.1, Some(values.0.len()), keys.0.len(), "key")?;
         let (keys, key_type) = match keys.0 {
-            Outputs::Int(v) => (
-                v.into_iter().map(Key::Int).collect::<Vec<_>>(),
-                DatumType::I64,
-            ),
+            Outputs::Int(v, dt) => (v.into_iter().map(Key::Int).collect::<Vec<_>>(), dt),
             Outputs::Text(v) => (v.into_iter().map(Key::Text).collect(), DatumType::String),
             Outputs::F32(v) => (
                 v.into_iter().map(|f| float_key(f as f64)).collect(),
@@ -282,9 +335,9 @@ impl LabelEncoder {
             Outputs::F64(v) => (v.into_iter().map(float_key).collect(), DatumType::F64),
         };
         let values = values.0;
-        let default = match attrs.tensor("default_tensor")? {
-            Some(t) => {
-                let d = outputs_of(attrs, "default_tensor", t)?;
+        let default = match attrs.typed_tensor("default_tensor")? {
+            Some((code, t)) => {
+                let d = outputs_of(attrs, "default_tensor", code, t)?;
                 if d.len() != 1 || d.datum_type() != values.datum_type() {
                     return Err(
                         attrs.error("default_tensor", "must hold one value of the values' type")
@@ -293,7 +346,9 @@ impl LabelEncoder {
                 d
             }
             None => match values {
-                Outputs::Int(_) => Outputs::Int(vec![attrs.int("default_int64")?.unwrap_or(-1)]),
+                Outputs::Int(_, dt) => {
+                    Outputs::Int(vec![attrs.int("default_int64")?.unwrap_or(-1)], dt)
+                }
                 Outputs::Text(_) => Outputs::Text(vec![
                     attrs
                         .string("default_string")?
@@ -337,7 +392,7 @@ fn one_of(attrs: &Attrs, prefix: &str) -> MlResult<(Outputs, &'static str)> {
         }
     };
     if let Some(v) = attrs.ints(name("int64s"))? {
-        found.push((Outputs::Int(v.to_vec()), name("int64s")));
+        found.push((Outputs::Int(v.to_vec(), DatumType::I64), name("int64s")));
     }
     if let Some(v) = attrs.strings(name("strings"))? {
         found.push((Outputs::Text(v), name("strings")));
@@ -345,8 +400,8 @@ fn one_of(attrs: &Attrs, prefix: &str) -> MlResult<(Outputs, &'static str)> {
     if let Some(v) = attrs.floats(name("floats"))? {
         found.push((Outputs::F32(v.to_vec()), name("floats")));
     }
-    if let Some(t) = attrs.tensor(name("tensor"))? {
-        found.push((outputs_of(attrs, name("tensor"), t)?, name("tensor")));
+    if let Some((code, t)) = attrs.typed_tensor(name("tensor"))? {
+        found.push((outputs_of(attrs, name("tensor"), code, t)?, name("tensor")));
     }
     if found.len() != 1 {
         return Err(attrs.model_error(format!(
@@ -357,18 +412,26 @@ fn one_of(attrs: &Attrs, prefix: &str) -> MlResult<(Outputs, &'static str)> {
     Ok(found.pop().expect("one found"))
 }
 
-fn outputs_of(attrs: &Attrs, name: &str, t: TensorValues) -> MlResult<Outputs> {
+/// A tensor attribute's values as LabelEncoder keys or values; `code` is its ONNX type.
+fn outputs_of(attrs: &Attrs, name: &str, code: i32, t: TensorValues) -> MlResult<Outputs> {
     Ok(match t {
-        TensorValues::I64(v) => Outputs::Int(v),
+        TensorValues::I64(v) => Outputs::Int(
+            v,
+            match code {
+                6 => DatumType::I32,
+                5 => DatumType::I16,
+                3 => DatumType::I8,
+                4 => DatumType::U16,
+                _ => DatumType::I64,
+            },
+        ),
+        TensorValues::U8(v) => Outputs::Int(v.into_iter().map(i64::from).collect(), DatumType::U8),
         TensorValues::Str(v) => Outputs::Text(v),
+        TensorValues::F32(_) if code == 10 => {
+            return Err(attrs.error(name, "holds float16 values, which are not supported here"));
+        }
         TensorValues::F32(v) => Outputs::F32(v),
         TensorValues::F64(v) => Outputs::F64(v),
-        TensorValues::U8(_) => {
-            return Err(attrs.error(
-                name,
-                "holds uint8 values; expected int64, string, float or double",
-            ));
-        }
     })
 }
 
