@@ -29,20 +29,32 @@ pub(crate) fn parse(attrs: &Attrs) -> MlResult<Trees> {
         .tensor("leaf_weights")?
         .ok_or_else(|| attrs.error("leaf_weights", "is required and missing"))?;
     let members = attrs.tensor("membership_values")?;
+    if let Some(m) = &members
+        && m.type_name() != splits.type_name()
+    {
+        return Err(attrs.error(
+            "membership_values",
+            format!(
+                "holds {} values; nodes_splits holds {}",
+                m.type_name(),
+                splits.type_name()
+            ),
+        ));
+    }
     match (&splits, &weights) {
-        (TensorValues::F32(_), TensorValues::F32(_)) => Ok(Trees::F32(build::<f32>(
+        (TensorValues::F32(_), TensorValues::F32(_)) => Ok(Trees::F32(build(
             attrs,
             n_targets,
-            &FloatTensor(&splits),
-            &FloatTensor(&weights),
-            members.as_ref().map(FloatTensor).as_ref(),
+            &splits,
+            &weights,
+            members.as_ref(),
         )?)),
-        (TensorValues::F64(_), TensorValues::F64(_)) => Ok(Trees::F64(build::<f64>(
+        (TensorValues::F64(_), TensorValues::F64(_)) => Ok(Trees::F64(build(
             attrs,
             n_targets,
-            &FloatTensor(&splits),
-            &FloatTensor(&weights),
-            members.as_ref().map(FloatTensor).as_ref(),
+            &splits,
+            &weights,
+            members.as_ref(),
         )?)),
         _ => Err(attrs.error(
             "leaf_weights",
@@ -55,29 +67,25 @@ pub(crate) fn parse(attrs: &Attrs) -> MlResult<Trees> {
     }
 }
 
-/// A float or double tensor attribute read as `T` (same type checked by the caller).
-struct FloatTensor<'a>(&'a TensorValues);
-
-impl FloatTensor<'_> {
-    fn values<T: Float>(&self) -> Option<Vec<T>> {
-        match self.0 {
-            TensorValues::F32(v) => Some(v.iter().map(|&x| T::from_f32(x)).collect()),
-            TensorValues::F64(v) => Some(v.iter().map(|&x| T::from_f64(x)).collect()),
-            _ => None,
-        }
+/// A float or double tensor attribute's values as `T` (empty for other types).
+fn values<T: Float>(t: &TensorValues) -> Vec<T> {
+    match t {
+        TensorValues::F32(v) => v.iter().map(|&x| T::from_f32(x)).collect(),
+        TensorValues::F64(v) => v.iter().map(|&x| T::from_f64(x)).collect(),
+        _ => vec![],
     }
 }
 
 fn build<T: Float>(
     attrs: &Attrs,
     n_targets: usize,
-    splits: &FloatTensor,
-    weights: &FloatTensor,
-    members: Option<&FloatTensor>,
+    splits: &TensorValues,
+    weights: &TensorValues,
+    members: Option<&TensorValues>,
 ) -> MlResult<Ensemble<T>> {
     let features = attrs.req_ints("nodes_featureids")?;
     let n = features.len();
-    let splits: Vec<T> = splits.values().expect("type checked by the caller");
+    let splits: Vec<T> = values(splits);
     let modes = match attrs.tensor("nodes_modes")? {
         Some(TensorValues::U8(m)) => m,
         Some(other) => {
@@ -105,7 +113,7 @@ fn build<T: Float>(
         attrs.check_len(name, len, n, "node in nodes_featureids")?;
     }
     let targets = attrs.req_ints("leaf_targetids")?;
-    let leaf_weights: Vec<T> = weights.values().expect("type checked by the caller");
+    let leaf_weights: Vec<T> = values(weights);
     let n_leaves = targets.len();
     attrs.check_len(
         "leaf_weights",
@@ -113,7 +121,7 @@ fn build<T: Float>(
         n_leaves,
         "leaf in leaf_targetids",
     )?;
-    let members: Vec<T> = members.and_then(FloatTensor::values).unwrap_or_default();
+    let members: Vec<T> = members.map(values).unwrap_or_default();
     let roots = attrs.req_ints("tree_roots")?;
 
     // Source nodes: interior nodes first (positions 0..n), then leaves (n..n + n_leaves).
