@@ -814,7 +814,7 @@ def linear_hand_built(out):
 @case
 def preprocessing_hand_built(out):
     """Scaler with one value, Imputer on int64 and with a per-feature value, Binarizer, Normalizer
-    on int input, FeatureVectorizer, ArrayFeatureExtractor on 1-D input, LabelEncoder float and
+    on int input, FeatureVectorizer, ArrayFeatureExtractor, LabelEncoder float and
     string->string with defaults, opset-4 tensors."""
     rng = np.random.default_rng(37)
     x = rng.normal(size=(5, 3)).astype(np.float32)

@@ -1,6 +1,13 @@
 //! Building and slicing feature vectors: FeatureVectorizer (concatenates inputs into one
-//! `[N, Σ inputdimensions]` f32 tensor, truncating or zero-padding each) and
-//! ArrayFeatureExtractor (selects features of the last axis by index), as onnxruntime does.
+//! `[N, Σ inputdimensions]` f32 tensor, truncating or zero-padding each, as onnxruntime does)
+//! and ArrayFeatureExtractor (selects features of the last axis by index).
+//!
+//! ArrayFeatureExtractor's output shape is tract's rule, `X.shape[..-1] + indices.shape`, except
+//! that a scalar index counts as `[1]`, as in onnxruntime (skl2onnx's SVC graphs need the kept
+//! axis; tract dropped it and could not load them). Elsewhere onnxruntime flattens the indices
+//! and turns a 1-D input into `[1, k]`; keeping tract's rule there keeps the execution trace of
+//! models that already have receipts (the iris MLP of docs/protocol.md §9) unchanged. The values
+//! are the same either way.
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
@@ -137,6 +144,17 @@ pub(crate) fn parse_extractor(
     Ok(inference_op(ArrayFeatureExtractor))
 }
 
+/// `outer` followed by the indices' shape, a scalar index counting as `[1]`.
+fn output_shape<D: Clone + From<usize>>(outer: &[D], indices: &[D]) -> TVec<D> {
+    let mut shape: TVec<D> = outer.iter().cloned().collect();
+    if indices.is_empty() {
+        shape.push(D::from(1));
+    } else {
+        shape.extend(indices.iter().cloned());
+    }
+    shape
+}
+
 fn select<T: Datum + Clone>(x: &Tensor, idx: &[usize], out_shape: &[usize]) -> MlResult<Tensor> {
     let v = slice_of::<T>(EXTRACTOR, x)?;
     let stride = *x.shape().last().expect("rank checked");
@@ -180,21 +198,17 @@ impl Kernel for ArrayFeatureExtractor {
     }
 
     fn output_shapes(&self, inputs: &[TVec<TDim>]) -> MlResult<TVec<TVec<TDim>>> {
-        let k: TDim = inputs[1].iter().product();
-        Ok(tvec!(match inputs[0].len() {
-            0 =>
-                return Err(input_error(
-                    EXTRACTOR,
-                    "the data must have at least one dimension"
-                )),
-            // A 1-D input gives [1, k], as onnxruntime does.
-            1 => tvec!(1.into(), k),
-            r => inputs[0][..r - 1].iter().cloned().chain([k]).collect(),
-        }))
+        let Some((_, outer)) = inputs[0].split_last() else {
+            return Err(input_error(
+                EXTRACTOR,
+                "the data must have at least one dimension",
+            ));
+        };
+        Ok(tvec!(output_shape(outer, &inputs[1])))
     }
 
     fn eval(&self, inputs: &[&Tensor]) -> MlResult<TVec<Tensor>> {
-        let (x, idx) = (inputs[0], inputs[1]);
+        let (x, indices_t) = (inputs[0], inputs[1]);
         let shape = x.shape();
         let Some(&stride) = shape.last() else {
             return Err(input_error(
@@ -202,7 +216,7 @@ impl Kernel for ArrayFeatureExtractor {
                 "the data must have at least one dimension",
             ));
         };
-        let indices = slice_of::<i64>(EXTRACTOR, idx)?;
+        let indices = slice_of::<i64>(EXTRACTOR, indices_t)?;
         if indices.is_empty() {
             return Err(input_error(EXTRACTOR, "no indices"));
         }
@@ -220,15 +234,7 @@ impl Kernel for ArrayFeatureExtractor {
                 }
             })
             .collect::<MlResult<_>>()?;
-        let out_shape: Vec<usize> = if shape.len() == 1 {
-            vec![1, idx.len()]
-        } else {
-            shape[..shape.len() - 1]
-                .iter()
-                .copied()
-                .chain([idx.len()])
-                .collect()
-        };
+        let out_shape = output_shape(&shape[..shape.len() - 1], indices_t.shape());
         let y = match x.datum_type() {
             DatumType::F32 => select::<f32>(x, &idx, &out_shape)?,
             DatumType::F64 => select::<f64>(x, &idx, &out_shape)?,
