@@ -141,6 +141,10 @@ fn check_width(op: &'static str, width: &TDim, want: usize) -> MlResult<()> {
     Ok(())
 }
 
+/// Most classes an SVMClassifier may have: one-vs-one scoring keeps a classes x classes matrix
+/// per row, so this bounds that allocation (4096² f32 = 64 MiB), whatever the file claims.
+const MAX_CLASSES: usize = 4096;
+
 const CLASSIFIER: &str = "SVMClassifier";
 const REGRESSOR: &str = "SVMRegressor";
 
@@ -185,8 +189,10 @@ impl SvmClassifier {
     fn read(attrs: &Attrs) -> MlResult<SvmClassifier> {
         let labels = ClassLabels::read(attrs, "classlabels_ints", "classlabels_strings")?;
         let n = labels.len();
-        if n < 2 {
-            return Err(attrs.model_error(format!("has {n} class label(s); at least 2 are needed")));
+        if !(2..=MAX_CLASSES).contains(&n) {
+            return Err(attrs.model_error(format!(
+                "has {n} class label(s); an SVM needs 2 to {MAX_CLASSES}"
+            )));
         }
         let pairs = n * (n - 1) / 2;
         let coefficients = attrs.floats("coefficients")?.unwrap_or_default().to_vec();
@@ -201,7 +207,7 @@ impl SvmClassifier {
                 return Err(attrs.error(&format!("vectors_per_class[{i}]"), format!("is {v}")));
             }
             starts.push(total);
-            total += v as usize;
+            total = total.saturating_add(v as usize);
         }
         let mode = if total > 0 {
             attrs.check_len("vectors_per_class", Some(per_class.len()), n, "class")?;
@@ -209,7 +215,7 @@ impl SvmClassifier {
             attrs.check_len(
                 "coefficients",
                 Some(coefficients.len()),
-                (n - 1) * total,
+                (n - 1).saturating_mul(total),
                 "support vector in each of the classes-1 dual coefficient rows",
             )?;
             attrs.check_len("rho", Some(rho.len()), pairs, "pair of classes")?;

@@ -23,9 +23,9 @@ use crate::attrs::Attrs;
 use crate::error::{MlResult, input_error};
 use crate::op::{batch_of, slice_of};
 
-/// Most outputs per row (classes or targets) a tree operator may declare: bounds what one row's
-/// scores allocate, whatever the model file claims.
-pub(crate) const MAX_TARGETS: usize = 1 << 20;
+/// Most outputs per row (classes or targets) a tree or linear operator may declare: bounds what
+/// a row's scores allocate, whatever the model file claims.
+pub(crate) const MAX_TARGETS: usize = 1 << 16;
 
 /// How the leaves reached in the trees combine into one score per target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
