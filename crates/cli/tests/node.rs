@@ -318,10 +318,29 @@ fn publish_infer_verify_restart() {
     let (status, spec) = get(&format!("{url}/openapi.json"));
     assert_eq!((status, spec["openapi"].as_str()), (200, Some("3.1.0")));
 
-    // Restart: everything is still there, and the log continues.
+    // Restart: everything is still there, and the log continues. The receipt index is
+    // derived data: delete it, and the node rebuilds it from the log before serving.
     node.stop();
+    for f in ["log-index.sqlite", "log-index.sqlite-wal", "log-index.sqlite-shm"] {
+        let _ = std::fs::remove_file(d.join("data").join(f));
+    }
     let node = NodeProcess::start(d, "");
     let url = node.url.clone();
+    let proved = ok(&vouch(
+        d,
+        &[
+            "log",
+            "prove",
+            "r.json",
+            "--node",
+            &url,
+            "--log-key",
+            health["log"]["key"].as_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let proved: Value = serde_json::from_str(&proved).unwrap();
+    assert_eq!(proved["included"], true, "{proved}");
     let show = ok(&vouch(
         d,
         &["model", "show", "acme/iris@1.0.0", "--node", &url],
@@ -684,6 +703,46 @@ fn witnessed_log_and_log_commands() {
             "p2.txt",
         ],
     ));
+    // Without --index: the node finds the receipt by its leaf hash (indexed within ~50 ms).
+    let prove_by_hash = |receipt: &str| {
+        vouch(
+            d,
+            &[
+                "log",
+                "prove",
+                receipt,
+                "--node",
+                &url,
+                "--log-key",
+                &log_key,
+                "--json",
+            ],
+        )
+    };
+    let mut found = prove_by_hash("r.json");
+    for _ in 0..50 {
+        if found.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        found = prove_by_hash("r.json");
+    }
+    let proved: Value = serde_json::from_str(&ok(&found)).unwrap();
+    assert_eq!(proved["included"], true, "{proved}");
+    // A receipt with one changed field has another leaf hash: not in the log.
+    let mut forged: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    let nonce = forged["nonce"].as_str().unwrap().to_string();
+    let flipped = if nonce.ends_with('0') { "1" } else { "0" };
+    forged["nonce"] = json!(format!("{}{flipped}", &nonce[..nonce.len() - 1]));
+    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    let o = prove_by_hash("forged.json");
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("no entry with leaf hash"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     ok(&vouch(
         d,
         &[
