@@ -321,7 +321,11 @@ fn publish_infer_verify_restart() {
     // Restart: everything is still there, and the log continues. The receipt index is
     // derived data: delete it, and the node rebuilds it from the log before serving.
     node.stop();
-    for f in ["log-index.sqlite", "log-index.sqlite-wal", "log-index.sqlite-shm"] {
+    for f in [
+        "log-index.sqlite",
+        "log-index.sqlite-wal",
+        "log-index.sqlite-shm",
+    ] {
         let _ = std::fs::remove_file(d.join("data").join(f));
     }
     let node = NodeProcess::start(d, "");
