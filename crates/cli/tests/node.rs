@@ -32,6 +32,11 @@ impl NodeProcess {
 
     /// The same, with the data directory `dir/<data>`.
     fn start_with_data(dir: &Path, data: &str, extra_config: &str) -> NodeProcess {
+        NodeProcess::start_with_args(dir, data, extra_config, &[])
+    }
+
+    /// The same, with more command-line arguments.
+    fn start_with_args(dir: &Path, data: &str, extra_config: &str, args: &[&str]) -> NodeProcess {
         let config = dir.join(format!("{data}.toml"));
         std::fs::write(
             &config,
@@ -43,6 +48,7 @@ impl NodeProcess {
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
             .args(["node", "--config", config.to_str().unwrap()])
+            .args(args)
             .env_remove("VOUCH_KEYSTORE_PASSWORD")
             .env("VOUCH_LOG", "warn")
             .stdout(Stdio::piped())
@@ -951,4 +957,37 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+#[test]
+fn demo_node_serves_the_built_in_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = NodeProcess::start_with_args(d, "data", "", &["--demo"]);
+    let url = node.url.clone();
+    let input = std::fs::read_to_string(fixture("iris_mlp.input.json")).unwrap();
+    let out = ok(&vouch(
+        d,
+        &[
+            "infer",
+            "demo/iris@1.0.0",
+            "--node",
+            &url,
+            "--input-json",
+            &input,
+            "--out",
+            "r.json",
+            "--json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["outputs"]["label"]["data"], json!([0, 1, 2]));
+    // Publishing is idempotent across restarts: the second start finds the version there.
+    node.stop();
+    let node = NodeProcess::start_with_args(d, "data", "", &["--demo"]);
+    let (status, repo) = get(&format!("{}/v1/models/demo/iris", node.url));
+    assert_eq!(status, 200, "{repo}");
+    assert_eq!(repo["versions"].as_array().map(Vec::len), Some(1), "{repo}");
+    node.stop();
 }
