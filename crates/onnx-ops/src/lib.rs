@@ -6,9 +6,20 @@
 //! `vouch-onnx-ml`. The entry point is [`register`]; [`late_bound`] lets tract's operators take
 //! their parameters (axes, shapes, pads…) as run-time inputs.
 
+pub mod attention;
 pub mod late_bound;
+pub mod loss;
+pub mod rust_op;
 
 /// Adds this crate's operators to `onnx`, replacing tract's own where both exist.
 pub fn register(onnx: &mut tract_onnx::Onnx) {
     late_bound::register(onnx);
+    let ops: &[(&'static str, rust_op::OpBuilder)] = &[
+        ("Attention", attention::attention),
+        ("NegativeLogLikelihoodLoss", loss::nll),
+        ("SoftmaxCrossEntropyLoss", loss::softmax_cross_entropy),
+    ];
+    for (name, builder) in ops {
+        onnx.op_register.insert(name, *builder);
+    }
 }
