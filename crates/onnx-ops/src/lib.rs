@@ -7,17 +7,37 @@
 //! their parameters (axes, shapes, pads…) as run-time inputs.
 
 pub mod attention;
+pub mod det;
 pub mod late_bound;
 pub mod loss;
+pub mod lp_pool;
+pub mod movement;
+pub mod optimizer;
 pub mod rust_op;
+pub mod strings;
+pub mod unique;
 
 /// Adds this crate's operators to `onnx`, replacing tract's own where both exist.
 pub fn register(onnx: &mut tract_onnx::Onnx) {
     late_bound::register(onnx);
     let ops: &[(&'static str, rust_op::OpBuilder)] = &[
+        ("Adagrad", optimizer::adagrad),
+        ("Adam", optimizer::adam),
         ("Attention", attention::attention),
+        ("CenterCropPad", movement::center_crop_pad),
+        ("Det", det::det),
+        ("LpPool", lp_pool::lp_pool),
+        ("MaxUnpool", movement::max_unpool),
+        ("Momentum", optimizer::momentum),
         ("NegativeLogLikelihoodLoss", loss::nll),
+        ("ReverseSequence", movement::reverse_sequence),
         ("SoftmaxCrossEntropyLoss", loss::softmax_cross_entropy),
+        ("StringConcat", strings::string_concat),
+        ("StringNormalizer", strings::string_normalizer),
+        ("StringSplit", strings::string_split),
+        ("TensorScatter", movement::tensor_scatter),
+        ("Unique", unique::unique),
+        ("Upsample", movement::upsample),
     ];
     for (name, builder) in ops {
         onnx.op_register.insert(name, *builder);

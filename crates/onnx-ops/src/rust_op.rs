@@ -196,3 +196,59 @@ pub fn from_f64(dt: DatumType, shape: &[usize], values: &[f64]) -> TractResult<T
 /// The builder type of tract's ONNX operator table.
 pub type OpBuilder =
     fn(&ParsingContext, &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)>;
+
+/// A tensor of `input`'s type and shape `shape` whose element `i` is `input`'s element
+/// `sources[i]`, or zero (the empty string) where that is `None`.
+pub fn gather_elements(
+    input: &Tensor,
+    shape: &[usize],
+    sources: &[Option<usize>],
+) -> TractResult<Tensor> {
+    let dt = input.datum_type();
+    ensure!(shape.iter().product::<usize>() == sources.len());
+    if dt == String::datum_type() {
+        let src = input.try_as_plain_ram()?.as_slice::<String>()?;
+        let values: Vec<String> = sources
+            .iter()
+            .map(|s| s.map(|i| src[i].clone()).unwrap_or_default())
+            .collect();
+        return Ok(tract_ndarray::ArrayD::from_shape_vec(shape, values)?.into());
+    }
+    ensure!(dt.is_copy(), "{dt:?} elements can't be moved");
+    let size = dt.size_of();
+    let src = input.as_bytes();
+    let mut out = Tensor::zero_dt(dt, shape)?;
+    let dst = out.as_bytes_mut();
+    for (i, s) in sources.iter().enumerate() {
+        if let Some(s) = s {
+            dst[i * size..(i + 1) * size].copy_from_slice(&src[s * size..(s + 1) * size]);
+        }
+    }
+    Ok(out)
+}
+
+/// Row-major strides of `shape`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * shape[axis + 1];
+    }
+    strides
+}
+
+/// The coordinates of flat index `index` in `shape`.
+pub fn coords(mut index: usize, shape: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for axis in (0..shape.len()).rev() {
+        if shape[axis] > 0 {
+            c[axis] = index % shape[axis];
+            index /= shape[axis];
+        }
+    }
+    c
+}
+
+/// An attribute of floats as `f64` bits (so a kernel stays `Eq`), with a default.
+pub fn float_attr(node: &NodeProto, name: &str, default: f32) -> TractResult<u64> {
+    Ok((node.get_attr_opt::<f32>(name)?.unwrap_or(default) as f64).to_bits())
+}
