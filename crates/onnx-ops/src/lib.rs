@@ -6,13 +6,16 @@
 //! `vouch-onnx-ml`. The entry point is [`register`]; [`late_bound`] lets tract's operators take
 //! their parameters (axes, shapes, pads…) as run-time inputs.
 
+pub mod affine_grid;
 pub mod attention;
+pub mod col2im;
 pub mod det;
 pub mod late_bound;
 pub mod loss;
 pub mod lp_pool;
 pub mod movement;
 pub mod optimizer;
+pub mod optional;
 pub mod rust_op;
 pub mod strings;
 pub mod unique;
@@ -23,13 +26,17 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
     let ops: &[(&'static str, rust_op::OpBuilder)] = &[
         ("Adagrad", optimizer::adagrad),
         ("Adam", optimizer::adam),
+        ("AffineGrid", affine_grid::affine_grid),
         ("Attention", attention::attention),
         ("CenterCropPad", movement::center_crop_pad),
+        ("Col2Im", col2im::col2im),
         ("Det", det::det),
         ("LpPool", lp_pool::lp_pool),
         ("MaxUnpool", movement::max_unpool),
         ("Momentum", optimizer::momentum),
         ("NegativeLogLikelihoodLoss", loss::nll),
+        ("OptionalGetElement", optional::get_element),
+        ("OptionalHasElement", optional::has_element),
         ("ReverseSequence", movement::reverse_sequence),
         ("SoftmaxCrossEntropyLoss", loss::softmax_cross_entropy),
         ("StringConcat", strings::string_concat),
