@@ -18,6 +18,7 @@ pub mod optimizer;
 pub mod optional;
 pub mod rust_op;
 pub mod strings;
+pub mod tfidf;
 pub mod unique;
 
 /// Adds this crate's operators to `onnx`, replacing tract's own where both exist.
@@ -43,6 +44,7 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
         ("StringNormalizer", strings::string_normalizer),
         ("StringSplit", strings::string_split),
         ("TensorScatter", movement::tensor_scatter),
+        ("TfIdfVectorizer", tfidf::tfidf),
         ("Unique", unique::unique),
         ("Upsample", movement::upsample),
     ];
