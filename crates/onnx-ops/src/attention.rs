@@ -203,7 +203,7 @@ impl Kernel for Attention {
             v_head_size: vd[3],
         };
         ensure!(
-            dims.kv_heads > 0 && dims.q_heads % dims.kv_heads == 0,
+            dims.kv_heads > 0 && dims.q_heads.is_multiple_of(dims.kv_heads),
             "Attention: {} query heads for {} key/value heads",
             dims.q_heads,
             dims.kv_heads

@@ -297,6 +297,14 @@ impl InferenceOp for RuntimeInputs {
         self.inner.observe_outlets(model, node)
     }
 
+    fn incorporate(
+        &self,
+        model: &InferenceModel,
+        node: &InferenceNode,
+    ) -> TractResult<Option<InferenceModelPatch>> {
+        self.inner.incorporate(model, node)
+    }
+
     fn nboutputs(&self) -> TractResult<usize> {
         self.inner.nboutputs()
     }
@@ -431,7 +439,7 @@ impl EvalOp for LateBound {
                 Ok(tensor.into_tvalue())
             })
             .collect::<TractResult<TVec<_>>>()?;
-        let outputs = evaluate_with_values(&self.inner, inputs)
+        let outputs = evaluate_with_values(&*self.inner, inputs)
             .with_context(|| format!("{} with its inputs' values", self.inner.as_op().name()))?;
         ensure!(
             outputs.len() == self.facts.len(),
@@ -465,10 +473,7 @@ impl TypedOp for LateBound {
 
 /// Runs `op` on `inputs` as a one-node graph whose inputs are all constants, so that tract's
 /// translation sees every parameter.
-fn evaluate_with_values(
-    op: &Box<dyn InferenceOp>,
-    inputs: TVec<TValue>,
-) -> TractResult<TVec<TValue>> {
+fn evaluate_with_values(op: &dyn InferenceOp, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
     let mut model = InferenceModel::default();
     let mut wires = tvec![];
     for (ix, value) in inputs.into_iter().enumerate() {
@@ -482,7 +487,8 @@ fn evaluate_with_values(
         )?;
         wires.push(OutletId::new(id, 0));
     }
-    let outputs = model.wire_node("node", op.clone(), &wires)?;
+    let op: Box<dyn InferenceOp> = tract_onnx::tract_core::dyn_clone::clone_box(op);
+    let outputs = model.wire_node("node", op, &wires)?;
     model.select_output_outlets(&outputs)?;
     let typed = model.into_typed()?;
     let plan = TypedSimplePlan::new(typed)?;

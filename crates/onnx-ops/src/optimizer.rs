@@ -53,7 +53,7 @@ fn build(node: &NodeProto, rule: Rule) -> TractResult<(Box<dyn InferenceOp>, Vec
     let per = rule.per_tensor();
     let inputs = node.input.len();
     ensure!(
-        inputs > 2 && (inputs - 2) % per == 0 && node.input.iter().all(|i| !i.is_empty()),
+        inputs > 2 && (inputs - 2).is_multiple_of(per) && node.input.iter().all(|i| !i.is_empty()),
         "{}: {inputs} inputs",
         node.op_type
     );

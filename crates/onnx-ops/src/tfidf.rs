@@ -208,7 +208,7 @@ impl Kernel for TfIdf {
             [b, _] => (*b, vec![*b, self.output_size]),
             s => bail!("TfIdfVectorizer: input of shape {s:?}"),
         };
-        let width = if rows == 0 { 0 } else { tokens.len() / rows };
+        let width = tokens.len().checked_div(rows).unwrap_or(0);
         let mut counts = vec![0u64; rows * self.output_size];
         if !self.trie.leaves.is_empty() {
             for r in 0..rows {
