@@ -16,6 +16,7 @@ pub mod lp_pool;
 pub mod movement;
 pub mod optimizer;
 pub mod optional;
+pub mod roi_align;
 pub mod rust_op;
 pub mod strings;
 pub mod tfidf;
@@ -39,6 +40,7 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
         ("OptionalGetElement", optional::get_element),
         ("OptionalHasElement", optional::has_element),
         ("ReverseSequence", movement::reverse_sequence),
+        ("RoiAlign", roi_align::roi_align),
         ("SoftmaxCrossEntropyLoss", loss::softmax_cross_entropy),
         ("StringConcat", strings::string_concat),
         ("StringNormalizer", strings::string_normalizer),
