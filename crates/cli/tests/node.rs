@@ -32,6 +32,11 @@ impl NodeProcess {
 
     /// The same, with the data directory `dir/<data>`.
     fn start_with_data(dir: &Path, data: &str, extra_config: &str) -> NodeProcess {
+        NodeProcess::start_with_args(dir, data, extra_config, &[])
+    }
+
+    /// The same, with more command-line arguments.
+    fn start_with_args(dir: &Path, data: &str, extra_config: &str, args: &[&str]) -> NodeProcess {
         let config = dir.join(format!("{data}.toml"));
         std::fs::write(
             &config,
@@ -43,6 +48,7 @@ impl NodeProcess {
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
             .args(["node", "--config", config.to_str().unwrap()])
+            .args(args)
             .env_remove("VOUCH_KEYSTORE_PASSWORD")
             .env("VOUCH_LOG", "warn")
             .stdout(Stdio::piped())
@@ -318,10 +324,33 @@ fn publish_infer_verify_restart() {
     let (status, spec) = get(&format!("{url}/openapi.json"));
     assert_eq!((status, spec["openapi"].as_str()), (200, Some("3.1.0")));
 
-    // Restart: everything is still there, and the log continues.
+    // Restart: everything is still there, and the log continues. The receipt index is
+    // derived data: delete it, and the node rebuilds it from the log before serving.
     node.stop();
+    for f in [
+        "log-index.sqlite",
+        "log-index.sqlite-wal",
+        "log-index.sqlite-shm",
+    ] {
+        let _ = std::fs::remove_file(d.join("data").join(f));
+    }
     let node = NodeProcess::start(d, "");
     let url = node.url.clone();
+    let proved = ok(&vouch(
+        d,
+        &[
+            "log",
+            "prove",
+            "r.json",
+            "--node",
+            &url,
+            "--log-key",
+            health["log"]["key"].as_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let proved: Value = serde_json::from_str(&proved).unwrap();
+    assert_eq!(proved["included"], true, "{proved}");
     let show = ok(&vouch(
         d,
         &["model", "show", "acme/iris@1.0.0", "--node", &url],
@@ -684,6 +713,46 @@ fn witnessed_log_and_log_commands() {
             "p2.txt",
         ],
     ));
+    // Without --index: the node finds the receipt by its leaf hash (indexed within ~50 ms).
+    let prove_by_hash = |receipt: &str| {
+        vouch(
+            d,
+            &[
+                "log",
+                "prove",
+                receipt,
+                "--node",
+                &url,
+                "--log-key",
+                &log_key,
+                "--json",
+            ],
+        )
+    };
+    let mut found = prove_by_hash("r.json");
+    for _ in 0..50 {
+        if found.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        found = prove_by_hash("r.json");
+    }
+    let proved: Value = serde_json::from_str(&ok(&found)).unwrap();
+    assert_eq!(proved["included"], true, "{proved}");
+    // A receipt with one changed field has another leaf hash: not in the log.
+    let mut forged: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    let nonce = forged["nonce"].as_str().unwrap().to_string();
+    let flipped = if nonce.ends_with('0') { "1" } else { "0" };
+    forged["nonce"] = json!(format!("{}{flipped}", &nonce[..nonce.len() - 1]));
+    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    let o = prove_by_hash("forged.json");
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("no entry with leaf hash"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     ok(&vouch(
         d,
         &[
@@ -888,4 +957,37 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+#[test]
+fn demo_node_serves_the_built_in_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = NodeProcess::start_with_args(d, "data", "", &["--demo"]);
+    let url = node.url.clone();
+    let input = std::fs::read_to_string(fixture("iris_mlp.input.json")).unwrap();
+    let out = ok(&vouch(
+        d,
+        &[
+            "infer",
+            "demo/iris@1.0.0",
+            "--node",
+            &url,
+            "--input-json",
+            &input,
+            "--out",
+            "r.json",
+            "--json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["outputs"]["label"]["data"], json!([0, 1, 2]));
+    // Publishing is idempotent across restarts: the second start finds the version there.
+    node.stop();
+    let node = NodeProcess::start_with_args(d, "data", "", &["--demo"]);
+    let (status, repo) = get(&format!("{}/v1/models/demo/iris", node.url));
+    assert_eq!(status, 200, "{repo}");
+    assert_eq!(repo["versions"].as_array().map(Vec::len), Some(1), "{repo}");
+    node.stop();
 }

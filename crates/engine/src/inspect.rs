@@ -128,9 +128,12 @@ pub struct ModelInfo {
     pub all_ops_supported: bool,
 }
 
-/// Domains whose operators tract implements (it resolves operators by type name only, so an
-/// operator from any other domain would be run as a same-named standard one: refused instead).
-pub(crate) const KNOWN_DOMAINS: [&str; 3] = ["", "ai.onnx", "ai.onnx.ml"];
+/// Domains whose operators the engine implements (tract resolves operators by type name only, so
+/// an operator from any other domain would be run as a same-named standard one: refused instead).
+/// `ai.onnx.preview.training` contributes only its optimizers (Adagrad, Adam, Momentum), whose
+/// names no other known domain uses.
+pub(crate) const KNOWN_DOMAINS: [&str; 4] =
+    ["", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"];
 
 pub(crate) fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
     let (elem_type, shape) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 mod inference;
 mod metrics;
+pub mod receipt_index;
 mod routes;
 pub mod witness;
 
@@ -51,6 +52,9 @@ pub enum NodeError {
     /// The log could not be opened or closed.
     #[error("transparency log: {0}")]
     Log(#[from] vouch_log::LogError),
+    /// The receipt index could not be opened.
+    #[error(transparent)]
+    Index(#[from] receipt_index::IndexError),
     /// The engine refused the profile.
     #[error(transparent)]
     Engine(#[from] vouch_engine::EngineError),
@@ -72,10 +76,13 @@ pub struct AppState {
     pub hub: Hub,
     /// Transparency log of receipts.
     pub log: Arc<Log>,
+    /// Leaf hash → index of every entry, for finding a receipt in the log.
+    pub receipt_index: Arc<receipt_index::ReceiptIndex>,
     /// Checkpoints with the witness cosignatures collected so far.
     pub cosigned: Arc<RwLock<witness::Cosigned>>,
-    witness_stop: Arc<AtomicBool>,
-    witness_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Stops the background threads (witness pushers, receipt indexer) at shutdown.
+    background_stop: Arc<AtomicBool>,
+    background_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Operator key (signs receipts).
     pub operator: SigningKey,
     /// Its address.
@@ -185,14 +192,33 @@ impl Node {
             .map_err(|e| NodeError::Config(format!("opening the log stopped: {e}")))??;
         let log = Arc::new(log);
         let cosigned = Arc::new(RwLock::new(witness::Cosigned::default()));
-        let witness_stop = Arc::new(AtomicBool::new(false));
-        let witness_threads = witness::spawn_pushers(
+        let background_stop = Arc::new(AtomicBool::new(false));
+        let mut background_threads = witness::spawn_pushers(
             &log,
             &config.log.witnesses,
             cosigned.clone(),
             Duration::from_secs(10),
-            witness_stop.clone(),
+            background_stop.clone(),
         )?;
+        let index_path = config.data_dir.join("log-index.sqlite");
+        let receipt_index = Arc::new(receipt_index::ReceiptIndex::open(&index_path)?);
+        // Catch up before serving, so every receipt acknowledged before a restart can be found.
+        let (index, log_) = (receipt_index.clone(), log.clone());
+        let added = tokio::task::spawn_blocking(move || index.catch_up(&log_))
+            .await
+            .map_err(|e| NodeError::Config(format!("indexing the log stopped: {e}")))??;
+        if added > 0 {
+            tracing::info!(added, "indexed log entries");
+        }
+        background_threads.push(
+            receipt_index::ReceiptIndex::spawn_follower(
+                receipt_index.clone(),
+                log.clone(),
+                background_stop.clone(),
+                Duration::from_millis(50),
+            )
+            .map_err(io("starting the receipt indexer"))?,
+        );
         let hub = Hub::open(hub_config(&config)).await?;
         let engine = EngineConfig {
             profile,
@@ -216,9 +242,10 @@ impl Node {
             operator,
             log_vkey,
             log,
+            receipt_index,
             cosigned,
-            witness_stop,
-            witness_threads: Mutex::new(witness_threads),
+            background_stop,
+            background_threads: Mutex::new(background_threads),
             hub,
             metrics,
             config,
@@ -262,9 +289,9 @@ impl Node {
         // Every handler has returned: stop the witness pushers, then this is the last reference
         // to the state and to the log.
         state
-            .witness_stop
+            .background_stop
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let threads = std::mem::take(&mut *state.witness_threads.lock().expect("lock"));
+        let threads = std::mem::take(&mut *state.background_threads.lock().expect("lock"));
         tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
             .await
             .map_err(|e| NodeError::Config(format!("stopping witness pushers: {e}")))?;

@@ -61,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tile/{*path}", get(tile))
         .route("/v1/log/entries/{index}", get(log_entry))
         .route("/v1/log/consistency", get(log_consistency))
+        .route("/v1/log/leaves/{leaf_hash}", get(log_lookup))
         .layer(DefaultBodyLimit::max(json_limit));
     api.merge(uploads)
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -413,6 +414,29 @@ async fn log_entry(
     Ok(Json(
         json!({"index": index, "receipt": receipt, "proof": bundle.to_text()}),
     ))
+}
+
+/// Where the entry with this RFC 9162 leaf hash (hex) sits in the log.
+async fn log_lookup(
+    State(state): S,
+    Path(leaf_hash): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut leaf = [0u8; 32];
+    hex::decode_to_slice(leaf_hash.trim_start_matches("0x"), &mut leaf).map_err(|_| {
+        ApiError::bad_request("a leaf hash is 64 hex digits: SHA-256(0x00 || entry)")
+    })?;
+    let index = state.receipt_index.clone();
+    let found = tokio::task::spawn_blocking(move || index.lookup(&leaf))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    match found {
+        Some(i) => Ok(Json(json!({"leaf_hash": hex::encode(leaf), "index": i}))),
+        None => Err(ApiError::not_found(format!(
+            "no entry with leaf hash {} in the log (a new receipt is indexed within a moment)",
+            hex::encode(leaf)
+        ))),
+    }
 }
 
 #[derive(Deserialize)]

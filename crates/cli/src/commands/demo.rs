@@ -18,9 +18,10 @@ use crate::{
 };
 
 /// The demo model: a scikit-learn MLP classifier on iris (tests/fixtures, scripts/make_fixtures.py).
-const MODEL: &[u8] = include_bytes!("../../../../tests/fixtures/models/iris_mlp.onnx");
+pub(crate) const MODEL: &[u8] = include_bytes!("../../../../tests/fixtures/models/iris_mlp.onnx");
 /// Three flowers, one of each species.
-const INPUT: &str = include_str!("../../../../tests/fixtures/models/iris_mlp.input.json");
+pub(crate) const INPUT: &str =
+    include_str!("../../../../tests/fixtures/models/iris_mlp.input.json");
 
 /// Arguments of `vouch demo`.
 #[derive(Args)]

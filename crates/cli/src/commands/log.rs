@@ -131,9 +131,10 @@ fn checkpoint(a: CheckpointArgs) -> Result<(), CliError> {
 pub struct ProveArgs {
     /// The receipt file.
     receipt: PathBuf,
-    /// The receipt's index in the log (as `vouch infer --node` reports it).
+    /// The receipt's index in the log (as `vouch infer --node` reports it); without it the
+    /// node is asked where the receipt's leaf hash sits.
     #[arg(long)]
-    index: u64,
+    index: Option<u64>,
     #[command(flatten)]
     trust: Trust,
     #[command(flatten)]
@@ -149,9 +150,21 @@ pub struct ProveArgs {
 fn prove(a: ProveArgs) -> Result<(), CliError> {
     let bytes = read_bounded(&a.receipt, MAX_RECEIPT_JSON_BYTES as u64)?;
     let signed = SignedReceipt::from_json_bytes(&bytes).exit(Exit::InvalidInput)?;
-    let answer = a.node.client().get_json(&format!(
-        "/v1/log/entries/{}?min_cosignatures={}",
-        a.index, a.trust.min_witnesses
+    let client = a.node.client();
+    let index = match a.index {
+        Some(i) => i,
+        None => {
+            let leaf = vouch_merkle::leaf_hash(&vouch_node::log_entry_bytes(&signed));
+            let found = client.get_json(&format!("/v1/log/leaves/{}", hex::encode(leaf)))?;
+            found["index"]
+                .as_u64()
+                .ok_or_else(|| fail(Exit::Io, "the node's answer to a leaf lookup has no index"))?
+        }
+    };
+    // Whatever the lookup said, the proof below is checked against the receipt itself.
+    let answer = client.get_json(&format!(
+        "/v1/log/entries/{index}?min_cosignatures={}",
+        a.trust.min_witnesses
     ))?;
     let bundle = answer["proof"].as_str().unwrap_or_default().to_string();
     let mut report = Report::default();

@@ -32,6 +32,52 @@ pub struct NodeArgs {
     /// Logs as JSON lines instead of text.
     #[arg(long, env = "VOUCH_JSON_LOGS")]
     json_logs: bool,
+    /// Publish the built-in demo model (a scikit-learn MLP on iris) as `demo/iris@1.0.0`,
+    /// signed by the operator key, if it isn't there yet, and print commands to try.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// The demo model's name and version in the hub.
+const DEMO_NAME: &str = "demo/iris";
+const DEMO_VERSION: &str = "1.0.0";
+
+/// Stores and publishes the built-in model, unless this hub already has that version.
+async fn publish_demo(node: &Node) -> Result<vouch_types::ModelId, CliError> {
+    let state = node.state();
+    let hub_err =
+        |e: vouch_hub::HubError| fail(Exit::Io, format!("publishing the demo model: {e}"));
+    match state.hub.resolve(DEMO_NAME, Some(DEMO_VERSION)).await {
+        Ok(v) => return Ok(v.model),
+        Err(vouch_hub::HubError::NotFound { .. }) => {}
+        Err(e) => return Err(hub_err(e)),
+    }
+    let chunk: Result<bytes::Bytes, std::io::Error> =
+        Ok(bytes::Bytes::from_static(super::demo::MODEL));
+    let stored = state
+        .hub
+        .put_model(futures::stream::iter([chunk]))
+        .await
+        .map_err(hub_err)?;
+    let manifest = vouch_types::publish::PublishManifest {
+        name: DEMO_NAME.into(),
+        version: DEMO_VERSION.into(),
+        model: stored.record.id,
+        description: "scikit-learn MLP classifier on iris (Vouch's built-in demo model)".into(),
+        task: "classification".into(),
+        license: "Apache-2.0".into(),
+        tags: vec!["demo".into(), "sklearn".into()],
+        publisher: state.operator_address,
+        timestamp: super::unix_now(),
+        nonce: super::infer::random_nonce(),
+    };
+    let signed = manifest.sign(&state.operator).exit(Exit::Internal)?;
+    let version = state
+        .hub
+        .publish(signed, super::unix_now())
+        .await
+        .map_err(hub_err)?;
+    Ok(version.model)
 }
 
 /// Runs `vouch node` until SIGINT/SIGTERM.
@@ -70,8 +116,29 @@ pub fn run(a: NodeArgs) -> Result<(), CliError> {
             };
             fail(exit, e)
         })?;
+        let demo = if a.demo {
+            Some(publish_demo(&node).await?)
+        } else {
+            None
+        };
         // The one line scripts wait for: the address actually bound.
-        println!("vouch node listening on http://{}", node.local_addr());
+        let url = format!("http://{}", node.local_addr());
+        println!("vouch node listening on {url}");
+        if let Some(id) = demo {
+            let input: serde_json::Value =
+                serde_json::from_str(super::demo::INPUT).expect("the demo input is JSON");
+            let log_key = &node.state().log_vkey;
+            println!(
+                "\nDemo model {DEMO_NAME}@{DEMO_VERSION} ({id}) is published. From another terminal:\n\n  \
+                 vouch infer {DEMO_NAME}@{DEMO_VERSION} --node {url} --log-key '{log_key}' \\\n    \
+                 --input-json '{input}' --out receipt.json\n  \
+                 vouch log prove receipt.json --node {url} --log-key '{log_key}'\n  \
+                 vouch model pull {DEMO_NAME}@{DEMO_VERSION} --node {url} --out iris.onnx\n  \
+                 vouch verify receipt.json --model iris.onnx --input-json '{input}'\n\n\
+                 (vouch = cargo run --release -p vouch-cli --, or target/release/vouch.) \
+                 Stop the node with Ctrl-C."
+            );
+        }
         node.serve(vouch_node::shutdown_signal())
             .await
             .map_err(|e| fail(Exit::Io, e))
