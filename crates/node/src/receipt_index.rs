@@ -11,7 +11,7 @@ use std::{
     path::Path,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -25,6 +25,8 @@ const TILE_WIDTH: u64 = 256;
 /// Leaf hash → log index, kept up to date with the log by [`ReceiptIndex::spawn_follower`].
 pub struct ReceiptIndex {
     db: Mutex<Connection>,
+    /// Entries indexed so far (all positions below it), as the follower last left it.
+    next: AtomicU64,
 }
 
 /// What went wrong with the index.
@@ -50,9 +52,17 @@ impl ReceiptIndex {
             "CREATE TABLE IF NOT EXISTS entries (
                  leaf BLOB PRIMARY KEY NOT NULL CHECK (length(leaf) = 32),
                  idx INTEGER NOT NULL
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS entries_by_idx ON entries (idx);",
         )?;
-        Ok(ReceiptIndex { db: Mutex::new(db) })
+        let index = ReceiptIndex {
+            db: Mutex::new(db),
+            next: AtomicU64::new(0),
+        };
+        // MAX(idx) once at open (an index lookup); the follower then keeps the count in memory.
+        let indexed = index.indexed()?;
+        index.next.store(indexed, Ordering::Relaxed);
+        Ok(index)
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -85,7 +95,7 @@ impl ReceiptIndex {
     pub fn catch_up(&self, log: &Log) -> Result<u64, IndexError> {
         let reader = log.reader();
         let size = reader.size();
-        let mut next = self.indexed()?;
+        let mut next = self.next.load(Ordering::Relaxed);
         let start = next;
         while next < size {
             let tile = next / TILE_WIDTH;
@@ -104,6 +114,7 @@ impl ReceiptIndex {
             }
             tx.commit()?;
             next = tile * TILE_WIDTH + bundle.len() as u64;
+            self.next.store(next, Ordering::Relaxed);
         }
         Ok(next - start)
     }
