@@ -475,6 +475,15 @@ fn bad_requests_get_clear_errors() {
         "{\"model\": \"acme/iris\", \"inputs\": {\"X\": [[1,2,3,4]]}, \"nonce\": \"0x12\"}";
     let (status, _, _) = post(&format!("{url}/v1/infer"), bad_nonce);
     assert_eq!(status, 400);
+    // Leaf lookups: a malformed hash is a 400, an absent one a 404.
+    for (leaf, want) in [
+        ("zz", 400),
+        (&*"ab".repeat(33), 400),
+        (&*"ab".repeat(32), 404),
+    ] {
+        let (status, body) = get(&format!("{url}/v1/log/leaves/{leaf}"));
+        assert_eq!(status, want, "{leaf}: {body}");
+    }
     let (status, body) = get(&format!("{url}/v1/blobs/not-a-cid"));
     assert_eq!(
         (status, body["error"]["code"].as_str()),
