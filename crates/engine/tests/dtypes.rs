@@ -2,33 +2,13 @@
 //! whose declared types don't match its data, or that uses a type Vouch lacks, fails with an
 //! error naming the problem, never a panic.
 
+mod common;
+use common::value_info;
+
 use prost::Message;
 use tract_onnx::pb;
 use vouch_engine::{EngineConfig, EngineError, Model};
 use vouch_types::{DType, Limits, NamedTensors, Tensor};
-
-fn value_info(name: &str, elem_type: i32, dims: &[i64]) -> pb::ValueInfoProto {
-    use pb::{tensor_shape_proto::dimension::Value as D, type_proto::Value as T};
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(T::TensorType(pb::type_proto::Tensor {
-                elem_type,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| pb::tensor_shape_proto::Dimension {
-                            value: Some(D::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 /// `y = op(x[, w])`, with `x` of `input_type` and `y` declared `output_type`, both `[2]`.
 fn model(

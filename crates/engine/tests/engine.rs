@@ -3,6 +3,9 @@
 //! Every test in this file runs under the exact-portable profile (the profile is process-wide;
 //! tests/native_profile.rs runs the other one in its own process).
 
+mod common;
+use common::value_info;
+
 use std::path::PathBuf;
 
 use prost::Message;
@@ -209,29 +212,6 @@ fn another_profile_in_the_same_process_is_refused() {
 }
 
 // ---- bad input --------------------------------------------------------------------------------
-
-fn value_info(name: &str, elem_type: i32, dims: &[i64]) -> pb::ValueInfoProto {
-    use pb::{tensor_shape_proto::dimension::Value as D, type_proto::Value as T};
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(T::TensorType(pb::type_proto::Tensor {
-                elem_type,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| pb::tensor_shape_proto::Dimension {
-                            value: Some(D::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
 
 /// A one-node model `y = op(x)` on float32[2].
 fn one_node_model(op_type: &str, domain: &str) -> Vec<u8> {
