@@ -67,7 +67,7 @@ fn tract_routine(func: Func, portable_only: bool) -> &'static Routine {
 /// The routine our entry for `func` stands for in this process, resolved once per kind.
 fn delegate(func: Func, cache: &'static [OnceLock<&'static Routine>; 2]) -> &'static Routine {
     let portable = exact_fused();
-    *cache[portable as usize].get_or_init(|| tract_routine(func, portable))
+    cache[portable as usize].get_or_init(|| tract_routine(func, portable))
 }
 
 /// Declares our entry for a plain or scalar-parameter element-wise function.
