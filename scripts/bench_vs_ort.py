@@ -4,7 +4,8 @@
 For each model (see scripts/bench_models.py) it times, interleaved round by round:
   ORT      onnxruntime's session.run in this process: 1 intra-op thread, 1 inter-op thread,
            sequential execution, ORT_ENABLE_ALL graph optimisations
-  exact    vouch-bench --profile exact   (engine alone: Model::run_without_trace)
+  exact    vouch-bench --profile exact-fused (engine alone: Model::run_without_trace); another
+           exact profile with --exact-profile (exact = exact-portable/1)
   native   vouch-bench --profile native  (engine alone)
   receipt  the exact process's second path: Model::run (trace + commitments) + receipt + signature
 and prints a Markdown table of p50 latencies and their ratios to ORT, with geometric means. Each
@@ -22,6 +23,7 @@ Usage:
   python3 scripts/bench_vs_ort.py --repeat 3 # the documented run: medians of 3 passes, ≈12 min
   python3 scripts/bench_vs_ort.py --quick    # CI smoke: iris_mlp and mnist_cnn, few iterations
   python3 scripts/bench_vs_ort.py --models light_resnet50,mlp_784 --scale 2
+  python3 scripts/bench_vs_ort.py --exact-profile exact   # exact-portable/1 in the exact column
 """
 import argparse
 import datetime
@@ -81,6 +83,9 @@ PLAN = {
     "light_vgg19": (1, 10, 5),
 }
 QUICK = {"iris_mlp": (20, 200, 2), "mnist_cnn": (5, 40, 2)}
+
+# The vouch-bench --profile each engine column runs; "exact" is set from --exact-profile.
+PROFILES = {"exact": "exact-fused", "native": "native"}
 
 
 def percentile(sorted_us, p):
@@ -212,7 +217,7 @@ def bench_model(entry, plan, binary, out_dir, log):
     tools = {"ort": ort}
     for profile in ("exact", "native"):
         outputs_dir = os.path.join(out_dir, "outputs", entry["name"], profile)
-        v = Vouch(binary, model_path, inputs, profile, warmup, outputs_dir)
+        v = Vouch(binary, model_path, inputs, PROFILES[profile], warmup, outputs_dir)
         if v.error:
             result["errors"][profile] = v.error
         tools[profile] = v
@@ -431,9 +436,13 @@ def main():
                     help="measure every model this many times, one pass over all models after "
                          "another, and report the medians of the p50s [%(default)s]")
     ap.add_argument("--bin", help="vouch-bench binary [build it: cargo build --release -p vouch-bench]")
+    ap.add_argument("--exact-profile", default=PROFILES["exact"],
+                    help="the exact profile measured (exact-fused, or exact for exact-portable/1) "
+                         "[%(default)s]")
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench-results"),
                     help="where results JSON and outputs go [%(default)s]")
     a = ap.parse_args()
+    PROFILES["exact"] = a.exact_profile
     ensure_packages()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_models
@@ -489,7 +498,10 @@ def main():
         f"onnxruntime {info['onnxruntime']}, onnx {info['onnx']}, numpy {info['numpy']}, "
         f"Python {info['python']}; {info['rustc']}; "
         + next((r["exact"]["engine"] for r in results if "exact" in r), "vouch-engine ?"),
-        f"tract kernels: exact = {kernel['exact']}, native = {kernel['native']}; 1 thread each; "
+        "profiles: exact = "
+        + next((r["exact"]["profile"] for r in results if "exact" in r), PROFILES["exact"])
+        + f", native = native/1; tract kernels: exact = {kernel['exact']}, "
+        f"native = {kernel['native']}; 1 thread each; "
         + (f"medians of {a.repeat} passes (ratio range over the passes in brackets)"
            if a.repeat > 1 else "one pass"),
         "",

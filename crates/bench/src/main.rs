@@ -23,7 +23,8 @@ struct Args {
     /// An input tensor, `[NAME=]FILE` (.npy, .pb, or a .json input set); repeatable.
     #[arg(short, long = "input", value_name = "[NAME=]FILE")]
     inputs: Vec<String>,
-    /// Determinism profile: exact (exact-portable/1) or native (native/1).
+    /// Determinism profile: exact (exact-portable/1), exact-fused (exact-fused/1) or native
+    /// (native/1).
     #[arg(long, default_value = "exact")]
     profile: Profile,
     /// Engine threads (outputs do not depend on it).

@@ -2,8 +2,11 @@
 //! under qemu-user emulating CPUs with fewer features (`Haswell`: AVX2+FMA, no AVX-512; `qemu64`:
 //! SSE2 only), whose CPUID tract reads to pick its kernels, and natively.
 //!
-//! Under exact-portable/1 every model must give the same output commitment and trace root on
-//! every CPU. Under native/1 they must not all agree: that shows the test can see a drift.
+//! Under exact-portable/1 and exact-fused/1 every model must give the same output commitment and
+//! trace root on every CPU; exact-fused/1 is also run natively with its fallback forced
+//! (`VOUCH_EXACT_FUSED_FALLBACK=1`: no extension, Vouch's portable fused kernel), at 1, 2 and 4
+//! threads, and on a batch whose rows must each equal the row run alone. Under native/1 the
+//! CPUs must not all agree: that shows the test can see a drift.
 //!
 //! Needs `qemu-x86_64` (Debian package qemu-user). `.ci/test` installs it and sets
 //! `VOUCH_REQUIRE_QEMU=1`, which turns a missing qemu into a failure instead of a skip.
@@ -31,10 +34,26 @@ fn qemu() -> Option<String> {
     }
 }
 
-/// (output commitment, trace root) of one run, natively (`cpu` = None) or emulated.
-fn run(cpu: Option<&str>, stem: &str, profile: &str) -> (String, String) {
-    let model = repo(&format!("tests/fixtures/models/{stem}.onnx"));
-    let input = repo(&format!("tests/fixtures/models/{stem}.input.npy"));
+/// How the binary runs: natively or under an emulated CPU, with extra environment and threads.
+#[derive(Clone, Copy, Debug)]
+struct Machine {
+    cpu: Option<&'static str>,
+    env: &'static [(&'static str, &'static str)],
+    threads: usize,
+}
+
+const fn cpu(cpu: Option<&'static str>) -> Machine {
+    Machine {
+        cpu,
+        env: &[],
+        threads: 1,
+    }
+}
+
+/// The `infer --json` output of one run.
+fn infer(m: Machine, model: &str, input: &std::path::Path, profile: &str) -> serde_json::Value {
+    let model = repo(&format!("tests/fixtures/models/{model}.onnx"));
+    let threads = m.threads.to_string();
     let args = [
         "infer",
         model.to_str().unwrap(),
@@ -44,22 +63,33 @@ fn run(cpu: Option<&str>, stem: &str, profile: &str) -> (String, String) {
         "--json",
         "--profile",
         profile,
+        "--threads",
+        &threads,
     ];
     let vouch = env!("CARGO_BIN_EXE_vouch");
-    let o = match cpu {
-        None => Command::new(vouch).args(args).output().unwrap(),
-        Some(cpu) => Command::new("qemu-x86_64")
-            .args(["-cpu", cpu, vouch])
-            .args(args)
-            .output()
-            .unwrap(),
+    let mut command = match m.cpu {
+        None => Command::new(vouch),
+        Some(cpu) => {
+            let mut c = Command::new("qemu-x86_64");
+            c.args(["-cpu", cpu, vouch]);
+            c
+        }
     };
+    let o = command
+        .args(args)
+        .envs(m.env.iter().copied())
+        .output()
+        .unwrap();
     assert!(
         o.status.success(),
-        "{stem} on {cpu:?}: {}",
+        "{model:?} on {m:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// (output commitment, trace root) of one run.
+fn commitments(v: &serde_json::Value) -> (String, String) {
     let r = &v["receipt"];
     (
         r["output_commitment"].as_str().unwrap().into(),
@@ -67,8 +97,38 @@ fn run(cpu: Option<&str>, stem: &str, profile: &str) -> (String, String) {
     )
 }
 
-const CPUS: [Option<&str>; 3] = [None, Some("Haswell"), Some("qemu64")];
-const MODELS: [&str; 3] = ["iris_mlp", "mnist_cnn", "mlp_784"];
+/// (output commitment, trace root) of one run of a fixture on its own input.
+fn run(m: Machine, stem: &str, profile: &str) -> (String, String) {
+    let input = repo(&format!("tests/fixtures/models/{stem}.input.npy"));
+    commitments(&infer(m, stem, &input, profile))
+}
+
+/// The CPU families every exact profile must agree on: this machine (AVX-512 where the CI has
+/// it), an emulated AVX2+FMA CPU without AVX-512, and an emulated SSE2-only CPU.
+const CPUS: [Machine; 3] = [cpu(None), cpu(Some("Haswell")), cpu(Some("qemu64"))];
+const MODELS: [&str; 4] = ["iris_mlp", "mnist_cnn", "mlp_784", "ops_zoo"];
+
+/// exact-fused/1 adds this machine with its fallback kernel forced, and more threads.
+const FUSED_MACHINES: [Machine; 6] = [
+    cpu(None),
+    Machine {
+        cpu: None,
+        env: &[("VOUCH_EXACT_FUSED_FALLBACK", "1")],
+        threads: 1,
+    },
+    Machine {
+        cpu: None,
+        env: &[],
+        threads: 2,
+    },
+    Machine {
+        cpu: None,
+        env: &[],
+        threads: 4,
+    },
+    cpu(Some("Haswell")),
+    cpu(Some("qemu64")),
+];
 
 #[test]
 fn exact_profile_is_identical_on_every_cpu() {
@@ -76,13 +136,81 @@ fn exact_profile_is_identical_on_every_cpu() {
         return;
     }
     for stem in MODELS {
-        let results: BTreeSet<_> = CPUS.iter().map(|cpu| run(*cpu, stem, "exact")).collect();
+        let results: BTreeSet<_> = CPUS.iter().map(|m| run(*m, stem, "exact")).collect();
         assert_eq!(
             results.len(),
             1,
             "{stem}: exact-portable/1 differs across CPUs: {results:?}"
         );
     }
+}
+
+#[test]
+fn exact_fused_profile_is_identical_on_every_kernel_family_and_thread_count() {
+    if qemu().is_none() {
+        return;
+    }
+    for stem in MODELS {
+        let results: Vec<_> = FUSED_MACHINES
+            .iter()
+            .map(|m| (run(*m, stem, "exact-fused/1"), m))
+            .collect();
+        let distinct: BTreeSet<_> = results.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{stem}: exact-fused/1 differs across kernel families: {results:#?}"
+        );
+    }
+}
+
+/// Writes `{"x": tensor}` with `rows` rows of `row` shape, and returns the path.
+fn json_input(dir: &std::path::Path, name: &str, row: &[u64], data: &[f32]) -> PathBuf {
+    let len: u64 = row.iter().product();
+    let mut shape = vec![data.len() as u64 / len];
+    shape.extend_from_slice(row);
+    let v = serde_json::json!({"x": {"dtype": "float32", "shape": shape, "data": data}});
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, v.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn exact_fused_rows_in_a_batch_equal_rows_alone_on_every_cpu() {
+    if qemu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vouch-kernel-families-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let row = [3u64, 16, 16];
+    let len = 3 * 16 * 16;
+    let data: Vec<f32> = (0..3 * len)
+        .map(|i| ((i * 7919) % 2003) as f32 / 1001.5 - 1.0)
+        .collect();
+    let whole = json_input(&dir, "batch", &row, &data);
+    let second = json_input(&dir, "row1", &row, &data[len..2 * len]);
+    let mut batches = BTreeSet::new();
+    for m in [CPUS[0], FUSED_MACHINES[1], CPUS[1], CPUS[2]] {
+        let batched = infer(m, "ops_zoo", &whole, "exact-fused/1");
+        let alone = infer(m, "ops_zoo", &second, "exact-fused/1");
+        for out in ["probs", "aux"] {
+            let all = batched["outputs"][out]["data"].as_array().unwrap();
+            let one = alone["outputs"][out]["data"].as_array().unwrap();
+            let n = one.len();
+            assert_eq!(
+                &all[n..2 * n],
+                &one[..],
+                "ops_zoo/{out} on {m:?}: row 1 of the batch differs from the row alone"
+            );
+        }
+        batches.insert(commitments(&batched));
+    }
+    assert_eq!(
+        batches.len(),
+        1,
+        "the batch differs across CPUs: {batches:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -94,7 +222,7 @@ fn native_profile_drifts_so_the_test_can_fail() {
         .iter()
         .map(|stem| {
             CPUS.iter()
-                .map(|cpu| run(*cpu, stem, "native"))
+                .map(|m| run(*m, stem, "native"))
                 .collect::<BTreeSet<_>>()
                 .len()
         })

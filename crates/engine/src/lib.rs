@@ -95,7 +95,7 @@ pub enum EngineError {
     #[error("{0}")]
     Tract(String),
     /// A profile name this engine doesn't know.
-    #[error("unknown profile {0:?} (known: exact-portable/1, native/1)")]
+    #[error("unknown profile {0:?} (known: exact-portable/1, exact-fused/1, native/1)")]
     UnknownProfile(String),
     /// A second profile requested in a process that already runs another.
     #[error("this process already runs profile {active}; {requested} needs a separate process")]
@@ -111,6 +111,18 @@ pub enum EngineError {
         /// The profile.
         profile: Profile,
         /// Why.
+        reason: String,
+    },
+    /// The model needs an operation the profile can't compute bit-identically everywhere.
+    #[error("profile {profile} does not cover {op} (node {node:?}): {reason}")]
+    ProfileUnsupportedOp {
+        /// The profile.
+        profile: Profile,
+        /// The node, as the prepared graph names it.
+        node: String,
+        /// The operation (and kernel, for a matrix product).
+        op: String,
+        /// Why the profile can't pin it.
         reason: String,
     },
     /// A bug or an engine panic, reported instead of crashing.

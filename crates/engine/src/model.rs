@@ -256,6 +256,7 @@ impl Model {
         let optimized = typed
             .into_optimized()
             .map_err(|e| tract_err("optimizing", format!("{e:#}")))?;
+        profile::check_model(config.profile, &optimized)?;
         let prepared_inputs = optimized
             .input_outlets()
             .map_err(|e| tract_err("reading inputs", e))?
