@@ -12,8 +12,9 @@ use std::sync::OnceLock;
 use tract_linalg::isa::{Arch, Isa};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::{
+    element_wise::ElementWiseOp,
     matmul::optimized::OptMatMul,
-    nn::{Softmax, SoftmaxKind},
+    nn::{GeluApproximate, Softmax, SoftmaxKind},
 };
 
 use crate::EngineError;
@@ -291,14 +292,46 @@ pub(crate) fn check_model(profile: Profile, model: &TypedModel) -> Result<(), En
                 name.to_string(),
                 "its f32 arithmetic comes from the C library, which chooses code by CPU",
             ));
+        } else if let Some(softmax) = node.op_as::<Softmax>() {
+            if softmax.kind != SoftmaxKind::Softmax {
+                return Err(refuse(
+                    node,
+                    "LogSoftmax".into(),
+                    "tract computes it with the C library's exp and log",
+                ));
+            }
+            // tract's row routines (ours in this profile) only run when the axes are the
+            // trailing ones; otherwise it walks strided views with the C library's exp.
+            let rank = node.outputs[0].fact.rank();
+            let mut axes = softmax.axes.to_vec();
+            axes.sort_unstable();
+            let trailing = !axes.is_empty()
+                && axes
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &a)| a + axes.len() == rank + i);
+            if !trailing {
+                return Err(refuse(
+                    node,
+                    format!("Softmax over axes {axes:?} of rank {rank}"),
+                    "tract computes a softmax over non-trailing axes with the C library's exp",
+                ));
+            }
+        } else if name == "Fft" || name == "STFT" {
+            return Err(refuse(
+                node,
+                name.to_string(),
+                "rustfft chooses its algorithm by CPU and takes twiddles from the C library",
+            ));
         } else if node
-            .op_as::<Softmax>()
-            .is_some_and(|s| s.kind != SoftmaxKind::Softmax)
+            .op_as::<ElementWiseOp>()
+            .and_then(|e| e.0.downcast_ref::<GeluApproximate>())
+            .is_some_and(|g| g.fast_impl)
         {
             return Err(refuse(
                 node,
-                "LogSoftmax".into(),
-                "tract computes it with the C library's exp and log",
+                "GeluApproximate (fast)".into(),
+                "tract computes it with the C library's tanh",
             ));
         }
         if let Some(fact) = node

@@ -409,3 +409,99 @@ fn operations_from_the_c_library_are_refused_by_name() {
     );
     assert!(load_bytes(&log_softmax, 1).is_ok());
 }
+
+fn with_attrs(mut node: pb::NodeProto, attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    node.attribute = attrs;
+    node
+}
+
+fn int_attr(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
+}
+
+fn float_attr(name: &str, f: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn softmax_over_a_leading_axis_is_refused_and_over_trailing_axes_runs() {
+    // tract walks a non-trailing softmax axis through strided views with the C library's exp.
+    let on_axis = |axis: i64| {
+        model(
+            vec![with_attrs(
+                node("Softmax", &["x"], "y"),
+                vec![int_attr("axis", axis)],
+            )],
+            vec![value_info("x", &[Some(2), Some(3), Some(4)])],
+            value_info("y", &[Some(2), Some(3), Some(4)]),
+            vec![],
+        )
+    };
+    let (op, node) = refusal("Softmax axis 1", &on_axis(1));
+    assert!(op.contains("Softmax") && op.contains("[1]"), "{op}");
+    assert_eq!(node, "y");
+    let model = load_bytes(&on_axis(-1), 1).unwrap();
+    let out = model
+        .run(&NamedTensors::from([(
+            "x".to_string(),
+            tensor(&[2, 3, 4], values(5, 24)),
+        )]))
+        .unwrap();
+    let y = out.outputs["y"].to_vec::<f32>().unwrap();
+    for row in y.chunks(4) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+    }
+}
+
+#[test]
+fn lrn_runs_under_the_profile_as_its_documented_formula() {
+    // Vouch's LRN (vouch-onnx-ops) replaces tract's, whose powf was the C library's.
+    let (size, alpha, beta, bias) = (5usize, 1e-2f32, 0.75f32, 2.0f32);
+    let bytes = model(
+        vec![with_attrs(
+            node("LRN", &["x"], "y"),
+            vec![
+                int_attr("size", size as i64),
+                float_attr("alpha", alpha),
+                float_attr("beta", beta),
+                float_attr("bias", bias),
+            ],
+        )],
+        vec![value_info("x", &[Some(1), Some(6), Some(3), Some(3)])],
+        value_info("y", &[Some(1), Some(6), Some(3), Some(3)]),
+        vec![],
+    );
+    let model = load_bytes(&bytes, 1).unwrap();
+    let x: Vec<f32> = values(9, 54).iter().map(|v| v * 8.0).collect();
+    let out = model
+        .run(&NamedTensors::from([(
+            "x".to_string(),
+            tensor(&[1, 6, 3, 3], x.clone()),
+        )]))
+        .unwrap();
+    let got = out.outputs["y"].to_vec::<f32>().unwrap();
+    // docs/protocol.md: ss in increasing channel order from 0, then
+    // x / powf(bias + (alpha / size) * ss, beta) with the pure-Rust libm's powf.
+    let want: Vec<f32> = (0..54usize)
+        .map(|i| {
+            let (c, p) = (i / 9, i % 9);
+            let (lo, hi) = (c.saturating_sub(2), (c + 2).min(5));
+            let mut ss = 0f32;
+            for cc in lo..=hi {
+                ss += x[cc * 9 + p] * x[cc * 9 + p];
+            }
+            x[i] / libm::powf(bias + (alpha / size as f32) * ss, beta)
+        })
+        .collect();
+    assert_eq!(bits(&got), bits(&want));
+}

@@ -13,6 +13,7 @@ pub mod det;
 pub mod late_bound;
 pub mod loss;
 pub mod lp_pool;
+pub mod lrn;
 pub mod movement;
 pub mod optimizer;
 pub mod optional;
@@ -33,6 +34,7 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
         ("CenterCropPad", movement::center_crop_pad),
         ("Col2Im", col2im::col2im),
         ("Det", det::det),
+        ("LRN", lrn::lrn),
         ("LpPool", lp_pool::lp_pool),
         ("MaxUnpool", movement::max_unpool),
         ("Momentum", optimizer::momentum),
