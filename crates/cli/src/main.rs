@@ -72,8 +72,10 @@ enum ReceiptCommand {
 /// Options shared by commands that run a model.
 #[derive(Args, Clone)]
 pub struct EngineArgs {
-    /// Determinism profile: `exact` (exact-portable/1: bit-identical on any x86_64 CPU) or
-    /// `native` (native/1: fastest kernels of this CPU; not reproducible elsewhere).
+    /// Determinism profile: `exact` (exact-portable/1: bit-identical on any x86_64 CPU),
+    /// `exact-fused` (exact-fused/1: bit-identical on x86_64 and aarch64 CPUs and for a row alone
+    /// or in a batch, near native speed; refuses ops it can't pin, naming them) or `native`
+    /// (native/1: fastest kernels of this CPU; not reproducible elsewhere).
     #[arg(long, env = "VOUCH_PROFILE", default_value = "exact")]
     pub profile: String,
     /// Threads for matrix products (outputs don't depend on it).

@@ -10,6 +10,12 @@
 //!
 //! Needs `qemu-x86_64` (Debian package qemu-user). `.ci/test` installs it and sets
 //! `VOUCH_REQUIRE_QEMU=1`, which turns a missing qemu into a failure instead of a skip.
+//!
+//! The arm64 half: with `VOUCH_AARCH64_VOUCH` naming a `vouch` binary built for aarch64
+//! (`scripts/arm64_matrix.sh` builds one and runs this), exact-fused/1 must also give this
+//! machine's bits under `qemu-aarch64` as a Cortex-A72 (NEON), a Neoverse-N1 (NEON + dot
+//! product), an A64FX (SVE 512-bit) and qemu's `max` CPU (SVE2), at 1 and 2 threads.
+//! `VOUCH_REQUIRE_AARCH64=1` turns a missing binary into a failure.
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
@@ -40,6 +46,8 @@ struct Machine {
     cpu: Option<&'static str>,
     env: &'static [(&'static str, &'static str)],
     threads: usize,
+    /// Runs the aarch64 build under `qemu-aarch64` (with `cpu`) instead of this machine's.
+    arm64: bool,
 }
 
 const fn cpu(cpu: Option<&'static str>) -> Machine {
@@ -47,6 +55,30 @@ const fn cpu(cpu: Option<&'static str>) -> Machine {
         cpu,
         env: &[],
         threads: 1,
+        arm64: false,
+    }
+}
+
+const fn arm64(cpu: &'static str, threads: usize) -> Machine {
+    Machine {
+        cpu: Some(cpu),
+        env: &[],
+        threads,
+        arm64: true,
+    }
+}
+
+/// The aarch64 `vouch` binary, if one was built (see the module docs).
+fn arm64_vouch() -> Option<PathBuf> {
+    match std::env::var_os("VOUCH_AARCH64_VOUCH") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if std::env::var_os("VOUCH_REQUIRE_AARCH64").is_some() => {
+            panic!("VOUCH_REQUIRE_AARCH64 is set but VOUCH_AARCH64_VOUCH names no binary")
+        }
+        None => {
+            eprintln!("skipped: run scripts/arm64_matrix.sh to test aarch64 CPUs");
+            None
+        }
     }
 }
 
@@ -67,11 +99,18 @@ fn infer(m: Machine, model: &str, input: &std::path::Path, profile: &str) -> ser
         &threads,
     ];
     let vouch = env!("CARGO_BIN_EXE_vouch");
-    let mut command = match m.cpu {
-        None => Command::new(vouch),
-        Some(cpu) => {
+    let mut command = match (m.cpu, m.arm64) {
+        (None, _) => Command::new(vouch),
+        (Some(cpu), false) => {
             let mut c = Command::new("qemu-x86_64");
             c.args(["-cpu", cpu, vouch]);
+            c
+        }
+        (Some(cpu), true) => {
+            let mut c = Command::new("qemu-aarch64");
+            let bin = arm64_vouch().expect("an aarch64 machine needs VOUCH_AARCH64_VOUCH");
+            c.args(["-cpu", cpu, "-L", "/usr/aarch64-linux-gnu"])
+                .arg(bin);
             c
         }
     };
@@ -115,16 +154,19 @@ const FUSED_MACHINES: [Machine; 6] = [
         cpu: None,
         env: &[("VOUCH_EXACT_FUSED_FALLBACK", "1")],
         threads: 1,
+        arm64: false,
     },
     Machine {
         cpu: None,
         env: &[],
         threads: 2,
+        arm64: false,
     },
     Machine {
         cpu: None,
         env: &[],
         threads: 4,
+        arm64: false,
     },
     cpu(Some("Haswell")),
     cpu(Some("qemu64")),
@@ -232,4 +274,67 @@ fn native_profile_drifts_so_the_test_can_fail() {
         distinct > 1,
         "native kernels gave identical bits on every CPU: the matrix can't detect drift"
     );
+}
+
+/// The aarch64 CPUs the arm64 half runs: NEON only, NEON with dot product, SVE, SVE2.
+const ARM64_MACHINES: [Machine; 5] = [
+    arm64("cortex-a72", 1),
+    arm64("neoverse-n1", 1),
+    arm64("a64fx", 1),
+    arm64("max", 1),
+    arm64("neoverse-n1", 2),
+];
+
+#[test]
+fn exact_fused_profile_gives_this_machines_bits_on_arm64() {
+    if arm64_vouch().is_none() {
+        return;
+    }
+    for stem in MODELS {
+        let here = run(cpu(None), stem, "exact-fused/1");
+        for m in ARM64_MACHINES {
+            assert_eq!(
+                run(m, stem, "exact-fused/1"),
+                here,
+                "{stem}: exact-fused/1 on {m:?} differs from x86_64"
+            );
+        }
+    }
+}
+
+#[test]
+fn exact_fused_rows_in_a_batch_equal_rows_alone_on_arm64() {
+    if arm64_vouch().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vouch-arm64-rows-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let row = [3u64, 16, 16];
+    let len = 3 * 16 * 16;
+    let data: Vec<f32> = (0..3 * len)
+        .map(|i| ((i * 104729) % 4001) as f32 / 2000.5 - 1.0)
+        .collect();
+    let whole = json_input(&dir, "batch", &row, &data);
+    let second = json_input(&dir, "row1", &row, &data[len..2 * len]);
+    let here = commitments(&infer(cpu(None), "ops_zoo", &whole, "exact-fused/1"));
+    for m in [ARM64_MACHINES[0], ARM64_MACHINES[2]] {
+        let batched = infer(m, "ops_zoo", &whole, "exact-fused/1");
+        let alone = infer(m, "ops_zoo", &second, "exact-fused/1");
+        for out in ["probs", "aux"] {
+            let all = batched["outputs"][out]["data"].as_array().unwrap();
+            let one = alone["outputs"][out]["data"].as_array().unwrap();
+            let n = one.len();
+            assert_eq!(
+                &all[n..2 * n],
+                &one[..],
+                "ops_zoo/{out} on {m:?}: row 1 of the batch differs from the row alone"
+            );
+        }
+        assert_eq!(
+            commitments(&batched),
+            here,
+            "the batch on {m:?} differs from x86_64"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -61,7 +61,7 @@ struct RunArgs {
     /// Categories to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = CATEGORIES.map(String::from))]
     categories: Vec<String>,
-    /// Engine profile: `exact` (exact-portable, what receipts use) or `native`.
+    /// Engine profile: `exact` (exact-portable/1), `exact-fused` (exact-fused/1) or `native`.
     #[arg(long, default_value = "exact")]
     profile: String,
     /// Cases run at once (default: the number of cores).

@@ -20,7 +20,7 @@ pub struct NodeArgs {
     /// Data directory [default: ./vouch-data].
     #[arg(long, env = "VOUCH_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Determinism profile: exact or native [default: exact].
+    /// Determinism profile: exact, exact-fused or native [default: exact].
     #[arg(long, env = "VOUCH_PROFILE")]
     profile: Option<String>,
     /// Operator keystore [default: <data-dir>/keys/operator.json, created on first start].
