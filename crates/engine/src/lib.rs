@@ -12,6 +12,7 @@
 mod convert;
 pub mod inspect;
 mod model;
+mod pin;
 pub mod profile;
 mod registry;
 pub mod trace;

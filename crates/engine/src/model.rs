@@ -285,9 +285,24 @@ impl Model {
             .map_err(|e| tract_err("resolving types and shapes", format!("{e:#}")))?;
         // One fixed pipeline for every profile: the optimiser's rewrites change rounding, so
         // they are part of what a profile pins.
-        let mut optimized = typed
-            .into_optimized()
-            .map_err(|e| tract_err("optimizing", format!("{e:#}")))?;
+        let mut optimized = if config.profile == Profile::ExactFused {
+            // tract's `into_optimized` with one step between its two passes: the plan decisions
+            // tract takes from the CPU are pinned before code generation (see `pin`).
+            let mut model = typed;
+            model
+                .declutter()
+                .map_err(|e| tract_err("optimizing", format!("{e:#}")))?;
+            crate::pin::pin_cpu_dependent_choices(&mut model)
+                .map_err(|e| tract_err("optimizing", format!("{e:#}")))?;
+            model
+                .optimize()
+                .map_err(|e| tract_err("optimizing", format!("{e:#}")))?;
+            model
+        } else {
+            typed
+                .into_optimized()
+                .map_err(|e| tract_err("optimizing", format!("{e:#}")))?
+        };
         natural_constant_strides(&mut optimized)
             .map_err(|e| tract_err("laying out constants", format!("{e:#}")))?;
         profile::check_model(config.profile, &optimized)?;

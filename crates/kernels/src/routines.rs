@@ -70,6 +70,29 @@ fn delegate(func: Func, cache: &'static [OnceLock<&'static Routine>; 2]) -> &'st
     cache[portable as usize].get_or_init(|| tract_routine(func, portable))
 }
 
+/// Like [`delegate`], for functions tract has no portable routine for: the routine tract
+/// itself would run on this CPU, if any (under the profile: none, the caller's own walk runs).
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+fn delegate_optional(
+    func: Func,
+    cache: &'static [OnceLock<Option<&'static Routine>>; 2],
+) -> Option<&'static Routine> {
+    let portable = exact_fused();
+    *cache[portable as usize].get_or_init(|| {
+        if portable {
+            return None;
+        }
+        let isa = tract_linalg::isa::native();
+        declared()
+            .filter(|r| r.boost != OVERRIDE_BOOST && r.func == func && r.dt() == DatumType::F32)
+            .filter(|r| r.runnable_on(&isa))
+            .max_by_key(|r| {
+                let preference = r.isa.level() as isize * LEVEL_BOOST + r.boost;
+                (r.arch.is_some(), preference, r.name())
+            })
+    })
+}
+
 /// Declares our entry for a plain or scalar-parameter element-wise function.
 macro_rules! element_wise {
     ($($func:ident: $arm:ident => $name:ident),* $(,)?) => {$(
@@ -268,7 +291,7 @@ mod softmax_rows {
         }
         let (max, exp_sum, scale) = (reduce_max(), softmax2(), mul_by_scalar());
         for row in data.chunks_mut(row_len) {
-            let run = || -> TractResult<()> {
+            let mut run = || -> TractResult<()> {
                 let m = max.run(row)?;
                 let sum = exp_sum.run_with_params(row, m)?;
                 scale.run_with_params(row, sum.recip())
@@ -285,6 +308,161 @@ mod softmax_rows {
             boost: OVERRIDE_BOOST,
             round_trip: false,
             factory: RoutineFactory::SoftmaxRowsF32 { name: "vouch_softmax_rows_f32", run: softmax_rows },
+        }
+    }
+}
+
+/// Depthwise convolutions as the unfused walk, the arithmetic tract's x86_64 kernel and its
+/// generic loops compute: per output point, `bias`, then `+ tap * x` for every tap in order,
+/// each a separately rounded multiply and add. tract's aarch64 NEON kernels fuse the two
+/// (`vfmaq`) in their vector lanes but not in their tails, so they give other bits, and which
+/// channels get which depends on the channel count. Under the profile aarch64 runs this walk.
+pub mod depthwise {
+    /// `len` output points along a contiguous output axis: point `i` is `bias` plus every
+    /// `taps[t] * input[offsets[t] + i * in_stride]`, unfused, taps in order (tract's
+    /// `DepthwiseWF32` contract).
+    ///
+    /// # Safety
+    /// As tract's: every `input.offset(offsets[t] + i * in_stride)` readable for `i < len`,
+    /// `len` points writable at `output`.
+    pub unsafe fn walk_w(
+        input: *const f32,
+        output: *mut f32,
+        taps: &[f32],
+        offsets: &[isize],
+        bias: f32,
+        len: usize,
+        in_stride: isize,
+    ) {
+        // Taps outer, points inner: each point still sees its taps in order, and the inner
+        // loop is a plain multiply-then-add the compiler vectorises without contracting.
+        let out = unsafe { std::slice::from_raw_parts_mut(output, len) };
+        out.fill(bias);
+        for (tap, offset) in taps.iter().zip(offsets) {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o += tap * unsafe { *input.offset(offset + i as isize * in_stride) };
+            }
+        }
+    }
+
+    /// `len` output positions of `channels` contiguous channels: point `i`, channel `c`, is
+    /// `bias[c]` plus every `kernel[tap_indices[t] * k_stride + c] * input[i * in_stride +
+    /// offsets[t] + c]`, unfused, taps in order (tract's `DepthwiseCF32` contract).
+    ///
+    /// # Safety
+    /// As tract's `DepthwiseCF32`.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn walk_c(
+        input: *const f32,
+        output: *mut f32,
+        kernel: *const f32,
+        tap_indices: &[usize],
+        offsets: &[isize],
+        bias: *const f32,
+        channels: usize,
+        k_stride: usize,
+        len: usize,
+        in_stride: isize,
+        out_stride: isize,
+    ) {
+        unsafe {
+            let bias = std::slice::from_raw_parts(bias, channels);
+            for i in 0..len as isize {
+                let x0 = input.offset(i * in_stride);
+                let out = std::slice::from_raw_parts_mut(output.offset(i * out_stride), channels);
+                out.copy_from_slice(bias);
+                for (&kix, &off) in tap_indices.iter().zip(offsets) {
+                    let k = std::slice::from_raw_parts(kernel.add(kix * k_stride), channels);
+                    let x = std::slice::from_raw_parts(x0.offset(off), channels);
+                    for c in 0..channels {
+                        out[c] += k[c] * x[c];
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    mod entries {
+        use super::super::*;
+        use super::{walk_c, walk_w};
+
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn depthwise_w(
+            input: *const f32,
+            output: *mut f32,
+            taps: &[f32],
+            offsets: &[isize],
+            bias: f32,
+            len: usize,
+            in_stride: isize,
+        ) {
+            static CACHE: [OnceLock<Option<&'static Routine>>; 2] =
+                [OnceLock::new(), OnceLock::new()];
+            if let Some(RoutineFactory::DepthwiseWF32 { run, .. }) =
+                delegate_optional(Func::DepthwiseW, &CACHE).map(|r| &r.factory)
+            {
+                return unsafe { run(input, output, taps, offsets, bias, len, in_stride) };
+            }
+            unsafe { walk_w(input, output, taps, offsets, bias, len, in_stride) }
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn depthwise_c(
+            input: *const f32,
+            output: *mut f32,
+            kernel: *const f32,
+            tap_indices: &[usize],
+            offsets: &[isize],
+            bias: *const f32,
+            channels: usize,
+            k_stride: usize,
+            len: usize,
+            in_stride: isize,
+            out_stride: isize,
+        ) {
+            static CACHE: [OnceLock<Option<&'static Routine>>; 2] =
+                [OnceLock::new(), OnceLock::new()];
+            let args = (
+                input,
+                output,
+                kernel,
+                tap_indices,
+                offsets,
+                bias,
+                channels,
+                k_stride,
+            );
+            if let Some(RoutineFactory::DepthwiseCF32 { run, .. }) =
+                delegate_optional(Func::DepthwiseC, &CACHE).map(|r| &r.factory)
+            {
+                let (i, o, k, t, f, b, c, ks) = args;
+                return unsafe { run(i, o, k, t, f, b, c, ks, len, in_stride, out_stride) };
+            }
+            let (i, o, k, t, f, b, c, ks) = args;
+            unsafe { walk_c(i, o, k, t, f, b, c, ks, len, in_stride, out_stride) }
+        }
+
+        inventory::submit! {
+            Routine {
+                func: Func::DepthwiseW,
+                arch: ARCH,
+                isa: IsaReq::ANY,
+                boost: OVERRIDE_BOOST,
+                round_trip: false,
+                factory: RoutineFactory::DepthwiseWF32 { name: "vouch_depthwise_w_f32", run: depthwise_w },
+            }
+        }
+
+        inventory::submit! {
+            Routine {
+                func: Func::DepthwiseC,
+                arch: ARCH,
+                isa: IsaReq::ANY,
+                boost: OVERRIDE_BOOST,
+                round_trip: false,
+                factory: RoutineFactory::DepthwiseCF32 { name: "vouch_depthwise_c_f32", run: depthwise_c },
+            }
         }
     }
 }
@@ -338,5 +516,92 @@ mod tests {
                 expected.to_bits()
             );
         }
+    }
+
+    fn data(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i + seed) * 7919) % 2003) as f32 / 1001.5 - 1.0)
+            .collect()
+    }
+
+    /// The unfused walk is what tract computes on x86_64: its AVX kernel where the CPU has AVX.
+    #[test]
+    fn the_depthwise_walk_equals_tracts_x86_kernel() {
+        let Some(tract_kernel) = tract_linalg::routines::depthwise_w_f32() else {
+            return;
+        };
+        let taps = data(9, 1);
+        let offsets: Vec<isize> = (0..9).map(|t| (t / 3) * 40 + t % 3).collect();
+        let input = data(40 * 3 + 80 * 2 + 8, 2);
+        for (len, stride) in [(77usize, 1isize), (33, 2), (5, 1)] {
+            let (mut ours, mut theirs) = (vec![0f32; len], vec![0f32; len]);
+            unsafe {
+                depthwise::walk_w(
+                    input.as_ptr(),
+                    ours.as_mut_ptr(),
+                    &taps,
+                    &offsets,
+                    0.25,
+                    len,
+                    stride,
+                );
+                tract_kernel(
+                    input.as_ptr(),
+                    theirs.as_mut_ptr(),
+                    &taps,
+                    &offsets,
+                    0.25,
+                    len,
+                    stride,
+                );
+            }
+            assert_eq!(bits(&ours), bits(&theirs), "len {len} stride {stride}");
+        }
+    }
+
+    #[test]
+    fn the_channel_inner_walk_is_bias_then_unfused_taps_in_order() {
+        let (channels, len, taps) = (19usize, 6usize, 4usize);
+        let kernel = data(taps * channels, 3);
+        let input = data(len * channels + 3 * channels, 4);
+        let bias = data(channels, 5);
+        let tap_indices: Vec<usize> = (0..taps).collect();
+        let offsets: Vec<isize> = (0..taps as isize)
+            .map(|t| t * channels as isize / 2)
+            .collect();
+        let mut out = vec![0f32; len * channels];
+        unsafe {
+            depthwise::walk_c(
+                input.as_ptr(),
+                out.as_mut_ptr(),
+                kernel.as_ptr(),
+                &tap_indices,
+                &offsets,
+                bias.as_ptr(),
+                channels,
+                channels,
+                len,
+                channels as isize,
+                channels as isize,
+            );
+        }
+        for i in 0..len {
+            for c in 0..channels {
+                let mut s = bias[c];
+                for t in 0..taps {
+                    let x = input[i * channels + offsets[t] as usize + c];
+                    s += kernel[t * channels + c] * x;
+                }
+                assert_eq!(
+                    out[i * channels + c].to_bits(),
+                    s.to_bits(),
+                    "point {i} channel {c}"
+                );
+            }
+        }
+    }
+
+    fn bits(xs: &[f32]) -> Vec<u32> {
+        xs.iter().map(|x| x.to_bits()).collect()
     }
 }
