@@ -317,11 +317,22 @@ pub(crate) fn check_model(profile: Profile, model: &TypedModel) -> Result<(), En
                     "tract computes a softmax over non-trailing axes with the C library's exp",
                 ));
             }
-        } else if name == "Fft" || name == "STFT" {
+        } else if name == "Fft"
+            || name == "STFT"
+            || [
+                "LateBound(Dft",
+                "LateBound(STFT",
+                "LateBound(Mel",
+                "LateBound(Stft",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+        {
             return Err(refuse(
                 node,
                 name.to_string(),
-                "rustfft chooses its algorithm by CPU and takes twiddles from the C library",
+                "DFT/STFT (rustfft picks its algorithm by CPU) and window or mel tables computed \
+                 with the C library's cos and log10",
             ));
         } else if node
             .op_as::<ElementWiseOp>()

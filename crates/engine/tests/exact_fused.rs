@@ -505,3 +505,17 @@ fn lrn_runs_under_the_profile_as_its_documented_formula() {
         .collect();
     assert_eq!(bits(&got), bits(&want));
 }
+
+#[test]
+fn fourier_transforms_are_refused_by_name() {
+    // rustfft picks its algorithm by CPU; tract computes DFT with it.
+    let dft = model(
+        vec![node("DFT", &["x"], "y")],
+        vec![value_info("x", &[Some(1), Some(8), Some(1)])],
+        value_info("y", &[Some(1), Some(8), Some(2)]),
+        vec![],
+    );
+    let (op, node) = refusal("DFT", &dft);
+    assert!(op.contains("Fft") || op.contains("Dft"), "{op}");
+    assert!(node.starts_with('y'), "{node}");
+}
