@@ -13,6 +13,7 @@ mod convert;
 pub mod inspect;
 mod model;
 mod pin;
+mod pool;
 pub mod profile;
 mod registry;
 pub mod trace;

@@ -305,6 +305,10 @@ impl Model {
         };
         natural_constant_strides(&mut optimized)
             .map_err(|e| tract_err("laying out constants", format!("{e:#}")))?;
+        if config.profile == Profile::ExactFused {
+            crate::pool::planar_max_pools(&mut optimized)
+                .map_err(|e| tract_err("preparing max pools", format!("{e:#}")))?;
+        }
         profile::check_model(config.profile, &optimized)?;
         let prepared_inputs = optimized
             .input_outlets()
