@@ -16,6 +16,7 @@ mod pin;
 mod pool;
 pub mod profile;
 mod registry;
+mod softmax;
 pub mod trace;
 
 pub use inspect::{Dim, ModelInfo, OpName, OpUse, TensorSpec};

@@ -308,6 +308,8 @@ impl Model {
         if config.profile == Profile::ExactFused {
             crate::pool::planar_max_pools(&mut optimized)
                 .map_err(|e| tract_err("preparing max pools", format!("{e:#}")))?;
+            crate::softmax::strided_softmaxes(&mut optimized)
+                .map_err(|e| tract_err("preparing softmaxes", format!("{e:#}")))?;
         }
         profile::check_model(config.profile, &optimized)?;
         let prepared_inputs = optimized
