@@ -5,14 +5,16 @@
 # (NEON + dot product), an A64FX (SVE, 512-bit vectors) and qemu's `max` CPU (SVE2), at 1 and 2
 # threads, for a row alone and inside a batch, to give the output commitments and trace roots
 # this x86_64 machine gives, on every fixture model.
-# Usage: scripts/arm64_matrix.sh [--install]   (--install: the Debian packages, needs root)
+# Usage: scripts/arm64_matrix.sh [--install] [--engine-tests]   (--install needs root)
 # The aarch64 build goes to target/arm64 (its own rustc; it would otherwise invalidate the
 # host build's cache). About 15 minutes on 2 cores from cold, most of it the cross build.
 #
-# Not run here: crates/engine/tests/exact_fused.rs built for aarch64. Its test binary spins
-# under qemu-user 7.2 before the first test body runs (no system call after the test's name is
-# printed), while the same engine code through the `vouch` binary runs in seconds; the cause
-# is not found yet (docs/determinism.md, known limits).
+# The aarch64 binaries are linked statically (+crt-static): under Debian's qemu-user 7.2 a
+# dynamically linked aarch64 program hangs in glibc's pthread_create (a three-line C program
+# that starts one thread does too), so a dynamic `vouch` could only run single-threaded.
+#
+# With --engine-tests it also runs crates/engine/tests/exact_fused.rs built for aarch64 on each
+# CPU (a second cross build of the engine with its test dependencies, ≈10 more minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -20,7 +22,16 @@ TARGET=aarch64-unknown-linux-gnu
 ARM_DIR="${VOUCH_ARM64_TARGET_DIR:-target/arm64}"
 SYSROOT=/usr/aarch64-linux-gnu
 
-if [ "${1:-}" = "--install" ]; then
+install=0; engine_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --install) install=1 ;;
+    --engine-tests) engine_tests=1 ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+if [ $install = 1 ]; then
   step "Debian packages: rustc-web, cargo-web, the arm64 std, the cross linker, qemu-user"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ dpkg --add-architecture arm64
@@ -44,11 +55,27 @@ cross() {
   env PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$ARM_DIR" \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
     /usr/bin/cargo "$@" --release --target $TARGET
 }
 
 step "Cross build ($(/usr/bin/rustc --version))"
 cross build -p vouch-cli
+if [ $engine_tests = 1 ]; then
+  # The test binary's path, from cargo's own report of what it built.
+  test_bin=$(cross test -p vouch-engine --test exact_fused --no-run --message-format=json |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "exact_fused" and m.get("executable"):
+        print(m["executable"])')
+  [ -x "$test_bin" ] || { echo "the exact_fused test binary was not built" >&2; exit 1; }
+  for cpu in cortex-a72 neoverse-n1 a64fx max; do
+    step "exact_fused.rs under qemu-aarch64 -cpu $cpu"
+    qemu-aarch64 -cpu "$cpu" "$test_bin" --test-threads 1 -q
+  done
+fi
+
 step "Kernel families: aarch64 CPUs against this machine"
 VOUCH_AARCH64_VOUCH="$PWD/$ARM_DIR/$TARGET/release/vouch" VOUCH_REQUIRE_AARCH64=1 \
   cargo test -p vouch-cli --test kernel_families -- arm64 --test-threads 1
