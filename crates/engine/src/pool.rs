@@ -29,16 +29,6 @@ struct Axis {
     pad: usize,
 }
 
-impl Axis {
-    /// The outputs `o` whose tap `k` reads inside the input: `0 <= o·stride + k − pad < input`.
-    fn valid(&self, k: usize) -> std::ops::Range<usize> {
-        let lo = self.pad.saturating_sub(k).div_ceil(self.stride);
-        let end = (self.input + self.pad).saturating_sub(k); // o·stride < end
-        let hi = end.div_ceil(self.stride).min(self.output);
-        lo.min(hi)..hi
-    }
-}
-
 impl PlanarMaxPool {
     fn axes(&self, hw: &[usize]) -> TractResult<[Axis; 2]> {
         let padding = self.pool_spec.computed_padding(hw);
@@ -57,29 +47,32 @@ impl PlanarMaxPool {
     fn pool(&self, x: &[f32], planes: usize, [h, w]: [Axis; 2]) -> Vec<f32> {
         let (in_plane, out_plane) = (h.input * w.input, h.output * w.output);
         let mut y = vec![f32::NEG_INFINITY; planes * out_plane];
+        // The taps of output `o` that fall inside the input: `k` in `lo..hi`.
+        let taps = |a: Axis, o: usize| {
+            let start = o * a.stride;
+            let lo = a.pad.saturating_sub(start).min(a.kernel);
+            let hi = (a.input + a.pad)
+                .saturating_sub(start)
+                .min(a.kernel)
+                .max(lo);
+            (lo, hi, start)
+        };
+        let columns: Vec<(usize, usize, usize)> = (0..w.output).map(|ox| taps(w, ox)).collect();
         for (xp, yp) in x.chunks_exact(in_plane).zip(y.chunks_exact_mut(out_plane)) {
             for oy in 0..h.output {
+                let (ky_lo, ky_hi, y0) = taps(h, oy);
                 let row = &mut yp[oy * w.output..(oy + 1) * w.output];
-                for ky in 0..h.kernel {
-                    let iy = oy * h.stride + ky;
-                    if iy < h.pad || iy - h.pad >= h.input {
-                        continue;
-                    }
-                    let irow = &xp[(iy - h.pad) * w.input..(iy - h.pad + 1) * w.input];
-                    for kx in 0..w.kernel {
-                        let valid = w.valid(kx);
-                        if valid.is_empty() {
-                            continue;
-                        }
-                        // ix = ox·stride + kx − pad, in bounds for every ox of `valid`.
-                        let first = valid.start * w.stride + kx - w.pad;
-                        let taps = irow[first..].iter().step_by(w.stride);
-                        for (m, &v) in row[valid].iter_mut().zip(taps) {
-                            if v > *m {
-                                *m = v;
-                            }
+                for (m, &(kx_lo, kx_hi, x0)) in row.iter_mut().zip(&columns) {
+                    // The whole window in registers, taps in row-major order.
+                    let mut acc = f32::NEG_INFINITY;
+                    for ky in ky_lo..ky_hi {
+                        let iy = y0 + ky - h.pad;
+                        let irow = &xp[iy * w.input + x0 + kx_lo - w.pad..][..kx_hi - kx_lo];
+                        for &v in irow {
+                            acc = if v > acc { v } else { acc };
                         }
                     }
+                    *m = acc;
                 }
             }
         }
