@@ -65,6 +65,11 @@ impl PlanarMaxPool {
                 for (m, &(kx_lo, kx_hi, x0)) in row.iter_mut().zip(&columns) {
                     // The whole window in registers, taps in row-major order.
                     let mut acc = f32::NEG_INFINITY;
+                    if kx_lo == kx_hi {
+                        // A window wholly in the padding (possible with ceil_mode).
+                        *m = acc;
+                        continue;
+                    }
                     for ky in ky_lo..ky_hi {
                         let iy = y0 + ky - h.pad;
                         let irow = &xp[iy * w.input + x0 + kx_lo - w.pad..][..kx_hi - kx_lo];
@@ -200,6 +205,7 @@ mod tests {
             (axis(7, 3, 1, 1, 7), axis(9, 2, 3, 0, 3)),
             (axis(5, 3, 2, 0, 3), axis(5, 3, 2, 0, 3)), // ceil mode: the last window overhangs
             (axis(4, 5, 1, 2, 4), axis(6, 1, 1, 0, 6)),
+            (axis(3, 1, 4, 2, 2), axis(3, 1, 4, 0, 2)), // windows wholly in padding, left and right
         ] {
             let x: Vec<f32> = (0..2 * h.input * w.input)
                 .map(|i| ((i * 7919) % 211) as f32 - 105.0)
