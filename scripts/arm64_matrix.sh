@@ -14,7 +14,7 @@
 # that starts one thread does too), so a dynamic `vouch` could only run single-threaded.
 #
 # With --engine-tests it also runs crates/engine/tests/exact_fused.rs built for aarch64 on each
-# CPU (a second cross build of the engine with its test dependencies, ≈10 more minutes).
+# CPU (a second cross build of the engine with its test dependencies: 23 minutes in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
