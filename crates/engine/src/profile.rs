@@ -303,17 +303,10 @@ pub(crate) fn check_model(profile: Profile, model: &TypedModel) -> Result<(), En
             // tract's row routines (ours in this profile) only run when the axes are the
             // trailing ones; otherwise it walks strided views with the C library's exp.
             let rank = node.outputs[0].fact.rank();
-            let mut axes = softmax.axes.to_vec();
-            axes.sort_unstable();
-            let trailing = !axes.is_empty()
-                && axes
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &a)| a + axes.len() == rank + i);
-            if !trailing {
+            if !crate::softmax::on_trailing_axes(&softmax.axes, rank) {
                 return Err(refuse(
                     node,
-                    format!("Softmax over axes {axes:?} of rank {rank}"),
+                    format!("Softmax over axes {:?} of rank {rank}", softmax.axes),
                     "tract computes a softmax over non-trailing axes with the C library's exp",
                 ));
             }

@@ -99,6 +99,18 @@ impl TypedOp for StridedSoftmax {
     as_op!();
 }
 
+/// Whether `axes` are the trailing axes of a rank-`rank` tensor: the layout on which tract runs
+/// a softmax through its row routines.
+pub(crate) fn on_trailing_axes(axes: &[usize], rank: usize) -> bool {
+    let mut axes = axes.to_vec();
+    axes.sort_unstable();
+    !axes.is_empty()
+        && axes
+            .iter()
+            .enumerate()
+            .all(|(i, &a)| a + axes.len() == rank + i)
+}
+
 /// Replaces every f32 softmax of the prepared `model` whose axes are not the trailing ones.
 /// Returns how many were replaced.
 pub(crate) fn strided_softmaxes(model: &mut TypedModel) -> TractResult<usize> {
@@ -109,15 +121,7 @@ pub(crate) fn strided_softmaxes(model: &mut TypedModel) -> TractResult<usize> {
             continue;
         };
         let fact = &node.outputs[0].fact;
-        let rank = fact.rank();
-        let mut axes = softmax.axes.to_vec();
-        axes.sort_unstable();
-        let trailing = !axes.is_empty()
-            && axes
-                .iter()
-                .enumerate()
-                .all(|(i, &a)| a + axes.len() == rank + i);
-        if trailing
+        if on_trailing_axes(&softmax.axes, fact.rank())
             || softmax.kind != SoftmaxKind::Softmax
             || softmax.quant_output_dt.is_some()
             || fact.datum_type != f32::datum_type()
