@@ -217,22 +217,23 @@ fn json_input(dir: &std::path::Path, name: &str, row: &[u64], data: &[f32]) -> P
     path
 }
 
-#[test]
-fn exact_fused_rows_in_a_batch_equal_rows_alone_on_every_cpu() {
-    if qemu().is_none() {
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("vouch-kernel-families-{}", std::process::id()));
+/// Runs a 3-row ops_zoo batch (values from `value(i)`) and its row 1 alone on each machine,
+/// asserts row 1 of the batch equals the row alone, and returns each machine's batch
+/// (output commitment, trace root).
+fn batch_rows_on(
+    tag: &str,
+    machines: &[Machine],
+    value: impl Fn(usize) -> f32,
+) -> Vec<((String, String), Machine)> {
+    let dir = std::env::temp_dir().join(format!("vouch-{tag}-rows-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let row = [3u64, 16, 16];
     let len = 3 * 16 * 16;
-    let data: Vec<f32> = (0..3 * len)
-        .map(|i| ((i * 7919) % 2003) as f32 / 1001.5 - 1.0)
-        .collect();
+    let data: Vec<f32> = (0..3 * len).map(value).collect();
     let whole = json_input(&dir, "batch", &row, &data);
     let second = json_input(&dir, "row1", &row, &data[len..2 * len]);
-    let mut batches = BTreeSet::new();
-    for m in [CPUS[0], FUSED_MACHINES[1], CPUS[1], CPUS[2]] {
+    let mut batches = vec![];
+    for &m in machines {
         let batched = infer(m, "ops_zoo", &whole, "exact-fused/1");
         let alone = infer(m, "ops_zoo", &second, "exact-fused/1");
         for out in ["probs", "aux"] {
@@ -245,14 +246,27 @@ fn exact_fused_rows_in_a_batch_equal_rows_alone_on_every_cpu() {
                 "ops_zoo/{out} on {m:?}: row 1 of the batch differs from the row alone"
             );
         }
-        batches.insert(commitments(&batched));
+        batches.push((commitments(&batched), m));
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+    batches
+}
+
+#[test]
+fn exact_fused_rows_in_a_batch_equal_rows_alone_on_every_cpu() {
+    if qemu().is_none() {
+        return;
+    }
+    let machines = [CPUS[0], FUSED_MACHINES[1], CPUS[1], CPUS[2]];
+    let batches = batch_rows_on("kernel-families", &machines, |i| {
+        ((i * 7919) % 2003) as f32 / 1001.5 - 1.0
+    });
+    let distinct: BTreeSet<_> = batches.iter().map(|(c, _)| c.clone()).collect();
     assert_eq!(
-        batches.len(),
+        distinct.len(),
         1,
         "the batch differs across CPUs: {batches:?}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -307,34 +321,12 @@ fn exact_fused_rows_in_a_batch_equal_rows_alone_on_arm64() {
     if arm64_vouch().is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vouch-arm64-rows-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let row = [3u64, 16, 16];
-    let len = 3 * 16 * 16;
-    let data: Vec<f32> = (0..3 * len)
-        .map(|i| ((i * 104729) % 4001) as f32 / 2000.5 - 1.0)
-        .collect();
-    let whole = json_input(&dir, "batch", &row, &data);
-    let second = json_input(&dir, "row1", &row, &data[len..2 * len]);
-    let here = commitments(&infer(cpu(None), "ops_zoo", &whole, "exact-fused/1"));
-    for m in [ARM64_MACHINES[0], ARM64_MACHINES[2]] {
-        let batched = infer(m, "ops_zoo", &whole, "exact-fused/1");
-        let alone = infer(m, "ops_zoo", &second, "exact-fused/1");
-        for out in ["probs", "aux"] {
-            let all = batched["outputs"][out]["data"].as_array().unwrap();
-            let one = alone["outputs"][out]["data"].as_array().unwrap();
-            let n = one.len();
-            assert_eq!(
-                &all[n..2 * n],
-                &one[..],
-                "ops_zoo/{out} on {m:?}: row 1 of the batch differs from the row alone"
-            );
-        }
-        assert_eq!(
-            commitments(&batched),
-            here,
-            "the batch on {m:?} differs from x86_64"
-        );
+    let machines = [cpu(None), ARM64_MACHINES[0], ARM64_MACHINES[2]];
+    let batches = batch_rows_on("arm64", &machines, |i| {
+        ((i * 104729) % 4001) as f32 / 2000.5 - 1.0
+    });
+    let here = &batches[0].0;
+    for (c, m) in &batches[1..] {
+        assert_eq!(c, here, "the batch on {m:?} differs from x86_64");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
